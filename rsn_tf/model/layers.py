@@ -1,0 +1,71 @@
+"""Small Keras layers the RSN graph needs beyond the stock ones.
+
+Each is registered for ``.keras`` serialisation and converts to a single native op in TFLite/ONNX.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "rsn_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ResizeAlignCorners(keras.layers.Layer):
+    """Bilinear resize with ``align_corners=True`` (PyTorch ``F.interpolate`` semantics).
+
+    Keras ``UpSampling2D``/``tf.image.resize`` use half-pixel centres and give different numbers.
+    Input [N, h, w, C] -> output [N, H, W, C] with ``size=(H, W)``; the identity when sizes match.
+    Converts to one RESIZE_BILINEAR(align_corners=true) in TFLite and one ONNX ``Resize``.
+    """
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = (int(size[0]), int(size[1]))
+
+    def call(self, x):
+        if tuple(x.shape[1:3]) == self.size:
+            return x
+        y = tf.compat.v1.image.resize_bilinear(x, self.size, align_corners=True)
+        return tf.cast(y, x.dtype)  # ResizeBilinear always returns float32
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.size, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size)}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ChannelSplit(keras.layers.Layer):
+    """Split [N, H, W, n*b] into ``n`` consecutive [N, H, W, b] chunks (``torch.split`` on channels)."""
+
+    def __init__(self, num_splits, **kwargs):
+        super().__init__(**kwargs)
+        self.num_splits = int(num_splits)
+
+    def call(self, x):
+        return tf.split(x, self.num_splits, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        c = input_shape[-1] // self.num_splits
+        return [(*input_shape[:-1], c)] * self.num_splits
+
+    def get_config(self):
+        return {**super().get_config(), "num_splits": self.num_splits}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PRMGate(keras.layers.Layer):
+    """Pose Refine Machine output: ``x * (1 + alpha * beta)``.
+
+    x: [N, H, W, K]; alpha: [N, 1, 1, K] (channel attention); beta: [N, H, W, K] or [N, H, W, 1]
+    (spatial attention). alpha, beta in (0, 1).
+    """
+
+    def call(self, inputs):
+        x, alpha, beta = inputs
+        return x * (1.0 + alpha * beta)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]

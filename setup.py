@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+# The verified stack (Python 3.11, CPU). On GPU machines install `tensorflow[and-cuda]==2.21.0`
+# after this package (see README, "GPU").
+INSTALL_REQUIRES = [
+    "tensorflow-cpu==2.21.0",
+    "keras==3.15.1",
+    "numpy==2.4.*",
+    "opencv-python-headless",
+    "pycocotools==2.0.11",
+    "pyyaml",
+    "tqdm",
+    "matplotlib",
+]
+EXTRAS = {
+    "export": ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.31.1", "ai-edge-litert==2.3.0"],
+    "torch": ["torch"],  # only to read mmpose .pth checkpoints
+    "dev": ["pytest"],
+}
+EXTRAS["all"] = sorted({r for k, v in EXTRAS.items() if k != "torch" for r in v})
+
+setup(
+    name="rsn_tf",
+    version="0.1.0",
+    description="Residual Steps Network (RSN) for top-down human pose estimation in TensorFlow / Keras 3",
+    packages=find_packages(include=["rsn_tf", "rsn_tf.*"]),
+    package_data={"rsn_tf": ["py.typed"]},
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["rsn=rsn_tf.cli:main"]},
+)
