@@ -1,0 +1,78 @@
+"""TF SavedModel export: a TF-Serving-ready versioned directory (``DIR/<version>/saved_model.pb``).
+
+Signatures (N is dynamic; H, W, K fixed by the model, e.g. 256, 192, 17):
+
+- ``serving_default``: ``images`` uint8 [N,H,W,3] RGB crops as they arrive (0..255; preprocessing in
+  the graph) -> ``heatmaps`` float32 [N,H/4,W/4,K], ``keypoints`` float32 [N,K,2] (x, y crop pixels),
+  ``scores`` float32 [N,K].
+- ``normalized``: ``crops`` float32 [N,H,W,3], already normalised -> the same three outputs.
+- ``heatmaps`` (only in the intermediate model the TFLite converter reads): ``crops`` -> ``heatmaps``.
+
+Keypoints come from :func:`rsn_tf.export.graph.decode_heatmaps` (the authors' decode as TF ops); boxes
+and the inverse affine stay outside the graph (:mod:`rsn_tf.geometry`).
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from rsn_tf.export.graph import decode_heatmaps, preprocess
+
+
+def _decoded(heatmaps, config, kernel):
+    keypoints, scores = decode_heatmaps(heatmaps, config.input_size, kernel)
+    return {"heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
+
+
+def save_serving_model(deployed: keras.Model, path: str, decode_kernel: int = 5) -> str:
+    """Write ``deployed`` (see :func:`rsn_tf.export.graph.deploy_model`) with the serving signatures.
+
+    ``path`` is the versioned directory itself (e.g. ``OUT/saved_model/1``). Returns ``path``.
+    """
+    config = deployed.rsn_config
+    h, w = config.input_size
+    archive = keras.export.ExportArchive()
+    archive.track(deployed)
+
+    def serve_uint8(images):
+        return _decoded(deployed(preprocess(images, config), training=False), config, decode_kernel)
+
+    def serve_float(crops):
+        return _decoded(deployed(crops, training=False), config, decode_kernel)
+
+    archive.add_endpoint("serving_default", serve_uint8,
+                         input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
+    archive.add_endpoint("normalized", serve_float,
+                         input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
+    _write(archive, path)
+    return path
+
+
+def save_heatmap_model(deployed: keras.Model, path: str) -> str:
+    """SavedModel with one signature ``serving_default``: normalised ``crops`` -> ``heatmaps``.
+
+    What the TFLite converter reads (``TFLiteConverter.from_saved_model``): no decode ops in the graph.
+    """
+    h, w = deployed.rsn_config.input_size
+    archive = keras.export.ExportArchive()
+    archive.track(deployed)
+    archive.add_endpoint("serving_default", lambda crops: {"heatmaps": deployed(crops, training=False)},
+                         input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
+    _write(archive, path)
+    return path
+
+
+def _write(archive, path):
+    if os.path.exists(path) and os.listdir(path):
+        raise ValueError(f"{path}: SavedModel directory exists and is not empty; choose a new --out or version")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    archive.write_out(path, verbose=False)
+
+
+def load_serving_model(path: str):
+    """Load a SavedModel written by :func:`save_serving_model`; returns its signatures dict."""
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise FileNotFoundError(f"no saved_model.pb in {path} (expected a versioned SavedModel directory)")
+    return tf.saved_model.load(path).signatures
