@@ -94,7 +94,7 @@ class SavedModelRunner(Runner):
 
 
 class TFLiteRunner(Runner):
-    """ai_edge_litert interpreter; ``batch`` resizes the input's first dimension (peers may refuse)."""
+    """ai_edge_litert interpreter; the input's first dimension follows the batch given (peers may refuse)."""
 
     kind = "tflite"
 
@@ -105,6 +105,9 @@ class TFLiteRunner(Runner):
             raise FileNotFoundError(f"TFLite model not found: {path}")
         kwargs = {} if use_xnnpack else {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
         self.interp = Interpreter(model_path=path, num_threads=threads, **kwargs)
+        self._resize(batch)
+
+    def _resize(self, batch):
         inp = self.interp.get_input_details()[0]
         if batch != inp["shape"][0]:
             self.interp.resize_tensor_input(inp["index"], [batch, *inp["shape"][1:]], strict=False)
@@ -115,6 +118,8 @@ class TFLiteRunner(Runner):
 
     def set_input(self, crops):
         x = np.asarray(crops)
+        if x.shape[0] != self.input_shape[0]:
+            self._resize(x.shape[0])
         scale, zero = self.input["quantization"]
         if self.input["dtype"] != np.float32 and scale:
             x = np.clip(np.round(x / scale + zero), *_limits(self.input["dtype"]))

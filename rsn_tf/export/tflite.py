@@ -16,8 +16,6 @@ from __future__ import annotations
 import collections
 import os
 import tempfile
-from typing import Iterable
-
 import numpy as np
 
 from rsn_tf.io_utils import atomic_path
@@ -124,8 +122,3 @@ def tflite_macs(model_path: str) -> int:
 
 def describe_ops(ops: dict[str, int]) -> str:
     return ", ".join(f"{k}x{v}" for k, v in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def batches(x: np.ndarray, size: int) -> Iterable[np.ndarray]:
-    for i in range(0, len(x), size):
-        yield x[i:i + size]
