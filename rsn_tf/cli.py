@@ -16,6 +16,8 @@ COMMANDS = {
     "demo": "rsn_tf.commands.demo",
     "complexity": "rsn_tf.commands.complexity",
     "synth": "rsn_tf.commands.synth",
+    "export": "rsn_tf.commands.export",
+    "bench": "rsn_tf.commands.bench",
 }
 
 

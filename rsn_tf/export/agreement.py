@@ -115,3 +115,33 @@ def report_markdown(report: dict) -> str:
                   f"identical (<1e-3 px) {g['identical_fraction'] * 100:.1f}%; scores max diff {g['score_max_abs']:.2e}", ""]
     lines.append(f"All targets met: {'yes' if report['all_targets_met'] else 'NO'}")
     return "\n".join(lines) + "\n"
+
+
+def write_agreement_report(model, out_dir: str, formats, crop_sets: dict[str, np.ndarray], decode_kernel: int = 5,
+                           extra: dict | None = None) -> dict:
+    """Agreement of the exports under ``out_dir`` (see :mod:`rsn_tf.export.exporter`) with ``model``.
+
+    Writes ``out_dir/agreement.json`` and ``agreement.md``; returns the report.
+    """
+    import os
+
+    from rsn_tf.export.exporter import RUNTIME_OF, artifact_path, in_graph_decode_agreement
+    from rsn_tf.export.runtimes import load_runner
+    from rsn_tf.io_utils import write_json, write_text
+    from rsn_tf.model import inference_model
+
+    cfg = model.rsn_config
+    codec = MegviiHeatmapCodec(cfg.input_size, decode_kernel=decode_kernel)
+    runners = {fmt: load_runner(RUNTIME_OF[fmt], artifact_path(out_dir, fmt)) for fmt in formats}
+    final = inference_model(model)
+    report = agreement_report(lambda x: final.predict(x, verbose=0), runners, crop_sets, codec,
+                              extra={"model": model.name, **(extra or {})})
+    if "saved_model" in runners:  # in-graph keypoints vs the codec, on the SavedModel's own heatmaps
+        sig = runners["saved_model"].signature
+        crops = np.concatenate(list(crop_sets.values()))
+        outs = [{k: v.numpy() for k, v in sig(crops=crops[i:i + 8]).items()} for i in range(0, len(crops), 8)]
+        hm, kp, sc = (np.concatenate([o[k] for o in outs]) for k in ("heatmaps", "keypoints", "scores"))
+        report["in_graph_decode"] = in_graph_decode_agreement(kp, sc, *codec.decode(hm))
+    write_json(os.path.join(out_dir, "agreement.json"), report)
+    write_text(os.path.join(out_dir, "agreement.md"), report_markdown(report))
+    return report

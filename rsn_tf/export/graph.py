@@ -2,7 +2,7 @@
 
 Data flow of an exported model::
 
-    uint8 crop [N,H,W,3] RGB --preprocess--> normalised crop [N,H,W,3] float32
+    uint8 crop [N,H,W,3] BGR --preprocess_tf--> normalised crop [N,H,W,3] float32
         --deploy_model--> final heatmaps [N,H/4,W/4,K] --decode_heatmaps--> keypoints [N,K,2], scores [N,K]
 
 - :func:`deploy_model` is the trained network rewritten for inference: only the final (finest) head, and
@@ -10,7 +10,8 @@ Data flow of an exported model::
   (``ModelConfig.upconv_before_resize``). Both are exact: same weights, same outputs up to float
   rounding (a per-pixel affine map commutes with an interpolation whose weights sum to 1), and
   RSN-18 drops from 2.14 to 1.94 GMACs.
-- :func:`preprocess` is ``ModelConfig.preprocessing`` as TF ops, so that a served model takes raw pixels.
+- :func:`rsn_tf.data.preprocess.preprocess_tf` (the project's one normalisation) runs in the served graph,
+  so that a SavedModel takes raw uint8 pixels.
 - :func:`decode_heatmaps` is :class:`rsn_tf.codec.MegviiHeatmapCodec`'s ``"authors"`` decode as TF ops
   (blur with cv2's own Gaussian kernel as a fixed depthwise conv, argmax, quarter-pixel step toward the
   second maximum, clip, ``stride*x + stride/2``; score = raw map at the rounded peak / 255 + 0.5). It
@@ -52,26 +53,6 @@ def num_resizes(model: keras.Model) -> int:
     """Align-corners resizes that change the size (each must be one RESIZE_BILINEAR after conversion)."""
     return sum(1 for layer in model.layers if isinstance(layer, ResizeAlignCorners)
                and tuple(layer.input.shape[1:3]) != layer.size)
-
-
-def preprocess(images, config: ModelConfig):
-    """uint8 (or float 0..255) RGB crops [N,H,W,3] -> the normalised float32 input the weights expect."""
-    p = config.preprocessing
-    x = tf.cast(images, tf.float32)
-    if p.color_order == "bgr":
-        x = x[..., ::-1]
-    mean = tf.constant(p.mean, tf.float32)
-    inv_std = tf.constant([1.0 / s for s in p.std], tf.float32)
-    return (x - mean) * inv_std
-
-
-def preprocess_numpy(images, config: ModelConfig) -> np.ndarray:
-    """numpy twin of :func:`preprocess` (for runtimes whose graph takes normalised input)."""
-    p = config.preprocessing
-    x = np.asarray(images, np.float32)
-    if p.color_order == "bgr":
-        x = x[..., ::-1]
-    return ((x - np.asarray(p.mean, np.float32)) / np.asarray(p.std, np.float32)).astype(np.float32)
 
 
 def decode_heatmaps(heatmaps, input_size, kernel: int = 5):

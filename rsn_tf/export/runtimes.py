@@ -78,7 +78,7 @@ class SavedModelRunner(Runner):
     def __init__(self, path: str, batch: int = 1):
         from rsn_tf.export.saved_model import load_serving_model
 
-        self._sig = load_serving_model(path)["normalized"]
+        self.signature = load_serving_model(path)["normalized"]
         self._x = self._y = None
 
     def set_input(self, crops):
@@ -87,7 +87,7 @@ class SavedModelRunner(Runner):
         self._x = tf.constant(crops, tf.float32)
 
     def invoke(self):
-        self._y = self._sig(crops=self._x)
+        self._y = self.signature(crops=self._x)
 
     def output(self):
         return self._y["heatmaps"].numpy()

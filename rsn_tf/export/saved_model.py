@@ -2,8 +2,9 @@
 
 Signatures (N is dynamic; H, W, K fixed by the model, e.g. 256, 192, 17):
 
-- ``serving_default``: ``images`` uint8 [N,H,W,3] RGB crops as they arrive (0..255; preprocessing in
-  the graph) -> ``heatmaps`` float32 [N,H/4,W/4,K], ``keypoints`` float32 [N,K,2] (x, y crop pixels),
+- ``serving_default``: ``images`` uint8 [N,H,W,3] crops as they arrive (0..255; BGR by default, the
+  project's OpenCV convention, or RGB if exported with ``input_order="rgb"``; preprocessing in the graph)
+  -> ``heatmaps`` float32 [N,H/4,W/4,K], ``keypoints`` float32 [N,K,2] (x, y crop pixels),
   ``scores`` float32 [N,K].
 - ``normalized``: ``crops`` float32 [N,H,W,3], already normalised -> the same three outputs.
 - ``heatmaps`` (only in the intermediate model the TFLite converter reads): ``crops`` -> ``heatmaps``.
@@ -18,7 +19,8 @@ import os
 import keras
 import tensorflow as tf
 
-from rsn_tf.export.graph import decode_heatmaps, preprocess
+from rsn_tf.data.preprocess import preprocess_tf
+from rsn_tf.export.graph import decode_heatmaps
 
 
 def _decoded(heatmaps, config, kernel):
@@ -26,27 +28,25 @@ def _decoded(heatmaps, config, kernel):
     return {"heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
 
 
-def save_serving_model(deployed: keras.Model, path: str, decode_kernel: int = 5) -> str:
+def save_serving_model(deployed: keras.Model, path: str, decode_kernel: int = 5, input_order: str = "bgr") -> str:
     """Write ``deployed`` (see :func:`rsn_tf.export.graph.deploy_model`) with the serving signatures.
 
-    ``path`` is the versioned directory itself (e.g. ``OUT/saved_model/1``). Returns ``path``.
+    ``path`` is the versioned directory itself (e.g. ``OUT/saved_model/1``). ``input_order``: channel
+    order of the uint8 ``images`` ("bgr" or "rgb"). Returns ``path``.
     """
     config = deployed.rsn_config
     h, w = config.input_size
-    archive = keras.export.ExportArchive()
-    archive.track(deployed)
 
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")], jit_compile=False)
     def serve_uint8(images):
-        return _decoded(deployed(preprocess(images, config), training=False), config, decode_kernel)
+        return _decoded(deployed(preprocess_tf(images, config.preprocessing, input_order), training=False),
+                        config, decode_kernel)
 
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")], jit_compile=False)
     def serve_float(crops):
         return _decoded(deployed(crops, training=False), config, decode_kernel)
 
-    archive.add_endpoint("serving_default", serve_uint8,
-                         input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
-    archive.add_endpoint("normalized", serve_float,
-                         input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
-    _write(archive, path)
+    _write(deployed, path, {"serving_default": serve_uint8, "normalized": serve_float})
     return path
 
 
@@ -56,19 +56,30 @@ def save_heatmap_model(deployed: keras.Model, path: str) -> str:
     What the TFLite converter reads (``TFLiteConverter.from_saved_model``): no decode ops in the graph.
     """
     h, w = deployed.rsn_config.input_size
-    archive = keras.export.ExportArchive()
-    archive.track(deployed)
-    archive.add_endpoint("serving_default", lambda crops: {"heatmaps": deployed(crops, training=False)},
-                         input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
-    _write(archive, path)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")], jit_compile=False)
+    def heatmaps(crops):
+        return {"heatmaps": deployed(crops, training=False)}
+
+    _write(deployed, path, {"serving_default": heatmaps})
     return path
 
 
-def _write(archive, path):
+def _write(deployed, path, functions):
+    """Save ``functions`` as signatures of a plain ``tf.Module`` that owns the model's tf.Variables.
+
+    (Keras' ``ExportArchive`` stores every variable twice in Keras 3.15 — the Keras wrappers and the
+    tf.Variables under them — doubling the SavedModel; a plain module stores each once.)
+    """
     if os.path.exists(path) and os.listdir(path):
         raise ValueError(f"{path}: SavedModel directory exists and is not empty; choose a new --out or version")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    archive.write_out(path, verbose=False)
+    module = tf.Module()
+    module.model_variables = [v.value for v in deployed.variables]
+    signatures = {name: fn.get_concrete_function() for name, fn in functions.items()}
+    for name, fn in functions.items():
+        setattr(module, name, fn)
+    tf.saved_model.save(module, path, signatures=signatures)
 
 
 def load_serving_model(path: str):
