@@ -1,9 +1,47 @@
-HELP = "benchmark (in progress)"
+"""rsn bench: persons per second per runtime x threads x batch, beside a peer TFLite model and the matmul roofline."""
+from __future__ import annotations
+
+import shlex
+import sys
+
+HELP = "benchmark persons/second of a preset in Keras, SavedModel, TFLite fp32/fp16/int8 and ONNX (+ peers)"
 
 
 def add_arguments(p):
-    pass
+    p.add_argument("--preset", default="rsn18",
+                   help="preset(s), comma list (e.g. rsn18,res18), random weights unless --weights (default rsn18)")
+    p.add_argument("--weights", default=None, help="a trained .keras model to benchmark instead of --preset")
+    p.add_argument("--input", default=None, help="input size HxW for presets (default 256x192)")
+    p.add_argument("--out", required=True, help="output directory (bench.json, bench.md, bench.png, models/)")
+    p.add_argument("--runtimes", default="keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx",
+                   help="comma list of keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx")
+    p.add_argument("--threads", default="1", help="comma list of thread counts (default 1)")
+    p.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
+    p.add_argument("--peer-tflite", nargs="*", default=[], metavar="PATH",
+                   help="peer .tflite models timed at batch 1 in the same run (e.g. BlazePose full)")
+    p.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
+    p.add_argument("--block-seconds", type=float, default=0.25, help="length of one timed block (default 0.25 s)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up invokes per cell (default 5)")
+    p.add_argument("--reuse", action="store_true", help="reuse exports already under OUT/models/")
 
 
-def run(args):
-    return 2
+def run(args) -> int:
+    from rsn_tf.bench.run import run_benchmark
+    from rsn_tf.export.exporter import load_model
+
+    if args.rounds < 1 or args.block_seconds <= 0 or args.warmup < 0:
+        raise ValueError("--rounds must be >= 1, --block-seconds > 0, --warmup >= 0")
+    if args.weights:
+        model = load_model(args.weights)
+        models = {model.metadata.get("preset", "model") + "_trained": model}
+    else:
+        names = [s.strip() for s in args.preset.split(",") if s.strip()]
+        models = {name: load_model(preset=name, input_size=args.input) for name in names}
+    command = "rsn " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("rsn", "__main__.py")) \
+        else ""
+    result = run_benchmark(models, args.out, args.runtimes, args.threads, args.batch, args.peer_tflite,
+                           args.rounds, args.block_seconds, args.warmup, args.reuse, command)
+    from rsn_tf.bench.report import markdown
+
+    print(markdown(result))
+    return 0
