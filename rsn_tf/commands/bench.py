@@ -14,7 +14,7 @@ def add_arguments(p):
     p.add_argument("--input", default=None, help="input size HxW for presets (default 256x192)")
     p.add_argument("--out", required=True, help="output directory (bench.json, bench.md, bench.png, models/)")
     p.add_argument("--runtimes", default="keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx",
-                   help="comma list of keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx")
+                   help="comma list of keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,tflite_int8_io,onnx")
     p.add_argument("--threads", default="1", help="comma list of thread counts (default 1)")
     p.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
     p.add_argument("--peer-tflite", nargs="*", default=[], metavar="PATH",
@@ -23,6 +23,8 @@ def add_arguments(p):
     p.add_argument("--block-seconds", type=float, default=0.25, help="length of one timed block (default 0.25 s)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up invokes per cell (default 5)")
     p.add_argument("--reuse", action="store_true", help="reuse exports already under OUT/models/")
+    p.add_argument("--profile", action="store_true",
+                   help="also time the int8 graph stage by stage (1 thread) -> OUT/profile/<model>/profile.md")
 
 
 def run(args) -> int:
@@ -44,4 +46,14 @@ def run(args) -> int:
     from rsn_tf.bench.report import markdown
 
     print(markdown(result))
+    if args.profile:
+        import os
+
+        from rsn_tf.bench.profile import profile_stages
+        from rsn_tf.export.crops import synthetic_crops
+
+        for name, model in models.items():
+            calib = synthetic_crops(model.rsn_config, num_images=16, seed=0, limit=32)
+            prof = profile_stages(model, calib, os.path.join(args.out, "profile", name))
+            print(f"{name}: " + ", ".join(f"{r['stage']} {r['ms']:.2f} ms" for r in prof["stages"]))
     return 0

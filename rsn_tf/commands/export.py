@@ -15,7 +15,8 @@ def add_arguments(p):
     p.add_argument("--input", default=None, help="with --preset: input size HxW (default 256x192)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--formats", default="all",
-                   help="'all' or a comma list of saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx")
+                   help="'all' or a comma list of saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx "
+                        "(and tflite_int8_io: int8 input/output tensors, only when named)")
     p.add_argument("--calib-coco", default=None, help="int8 calibration from a COCO keypoints json (a user's dataset)")
     p.add_argument("--calib-images", default=None, help="image folder of --calib-coco (default: beside the json)")
     p.add_argument("--calib-synth", default=None, help="int8 calibration from a synthetic set written by 'rsn synth'")
@@ -32,32 +33,19 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from rsn_tf.export.crops import coco_crops, synthetic_crops
-    from rsn_tf.export.exporter import export_and_report, load_model, parse_formats
+    from rsn_tf.export.exporter import export_with_crops, load_model, parse_formats
 
     formats = parse_formats(args.formats)
+    check_coco = None if args.check_coco in (None, "", "none") else args.check_coco
+    if check_coco and not os.path.exists(check_coco):
+        if check_coco != DEFAULT_CHECK_COCO:
+            raise FileNotFoundError(f"--check-coco: {check_coco} not found")
+        check_coco = None  # the shared sample is absent: synthetic crops only
     model = load_model(args.weights, args.preset, args.input)
-    cfg = model.rsn_config
-    if args.calib_coco:
-        calibration, source = coco_crops(args.calib_coco, cfg, args.calib_images, args.calib_count), args.calib_coco
-    elif args.calib_synth:
-        calibration, source = synthetic_crops(cfg, root=args.calib_synth, limit=args.calib_count), args.calib_synth
-    else:
-        n_images = max(4, args.calib_count // 2)
-        calibration = synthetic_crops(cfg, num_images=n_images, seed=0, limit=args.calib_count)
-        source = f"synthetic set, seed 0, {n_images} images"
-    checks = {}
-    if args.check_coco and args.check_coco != "none":
-        if os.path.exists(args.check_coco):
-            checks["coco (real)"] = coco_crops(args.check_coco, cfg)
-        elif args.check_coco != DEFAULT_CHECK_COCO:
-            raise FileNotFoundError(f"--check-coco: {args.check_coco} not found")
-    if args.check_synth > 0:
-        checks["synthetic"] = synthetic_crops(cfg, num_images=args.check_synth, seed=1000)
-    extra = {"weights": args.weights or f"{args.preset} with random weights (untrained)",
-             "calibration": f"{len(calibration)} crops from {source}"}
-    manifest, report = export_and_report(model, args.out, formats, calibration, checks, args.decode_kernel,
-                                         args.opset, args.input_order, extra=extra)
+    note = args.weights or f"{args.preset} with random weights (untrained)"
+    manifest, report = export_with_crops(
+        model, args.out, formats, args.calib_coco, args.calib_images, args.calib_synth, args.calib_count,
+        check_coco, args.check_synth, args.decode_kernel, args.opset, args.input_order, note)
     print(f"wrote {len(manifest['formats'])} formats to {args.out} (manifest.json"
           f"{', agreement.json/.md' if report else ''})")
     if report is not None and not report["all_targets_met"]:

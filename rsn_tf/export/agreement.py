@@ -23,6 +23,7 @@ TARGETS = {
     "tflite_fp32": ("heatmap_rel_max", 1e-4),
     "onnx": ("heatmap_rel_max", 1e-4),
     "tflite_int8": ("keypoint_mean_hm_px", 1.0),
+    "tflite_int8_io": ("keypoint_mean_hm_px", 1.0),
 }
 
 

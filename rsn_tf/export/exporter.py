@@ -6,6 +6,7 @@ Layout of ``out_dir``::
     rsn_fp32.tflite           TFLite float32
     rsn_fp16.tflite           TFLite float16 weights
     rsn_int8.tflite           TFLite full-integer int8 (float I/O), per-channel
+    rsn_int8_io.tflite        same with int8 input/output (only when asked for: tflite_int8_io)
     rsn.onnx                  ONNX (tf2onnx, opset 17)
     manifest.json             per format: path, bytes, op counts, validation numbers, ok
     agreement.json / .md      the agreement report (see :mod:`rsn_tf.export.agreement`)
@@ -24,27 +25,33 @@ import numpy as np
 from rsn_tf.io_utils import write_json
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
+# Formats exported only on request (not in "all"): int8 with int8 input/output tensors (no float
+# QUANTIZE/DEQUANTIZE at the ends; the caller quantises with the input tensor's scale/zero point).
+EXTRA_FORMATS = ("tflite_int8_io",)
 # Export-time bounds, met by any model (random weights included): (measure, bound). rel_max = max |diff| /
 # max |Keras|; rel_mean = mean |diff| / mean |Keras| (int8: a few outliers at saturated pixels are
 # expected). The issue's keypoint targets are judged in the agreement report (agreement.TARGETS).
 VALIDATION = {"saved_model": ("heatmap_rel_max", 1e-4), "tflite_fp32": ("heatmap_rel_max", 1e-4),
               "onnx": ("heatmap_rel_max", 1e-4), "tflite_fp16": ("heatmap_rel_max", 1e-2),
-              "tflite_int8": ("heatmap_rel_mean", 0.1)}
+              "tflite_int8": ("heatmap_rel_mean", 0.1), "tflite_int8_io": ("heatmap_rel_mean", 0.1)}
 FILES = {"saved_model": os.path.join("saved_model", "1"), "tflite_fp32": "rsn_fp32.tflite",
-         "tflite_fp16": "rsn_fp16.tflite", "tflite_int8": "rsn_int8.tflite", "onnx": "rsn.onnx"}
+         "tflite_fp16": "rsn_fp16.tflite", "tflite_int8": "rsn_int8.tflite", "tflite_int8_io": "rsn_int8_io.tflite",
+         "onnx": "rsn.onnx"}
 RUNTIME_OF = {"saved_model": "saved_model", "tflite_fp32": "tflite", "tflite_fp16": "tflite",
-              "tflite_int8": "tflite", "onnx": "onnx", "keras": "keras"}
+              "tflite_int8": "tflite", "tflite_int8_io": "tflite", "onnx": "onnx", "keras": "keras"}
 
 
 def parse_formats(text: str | list[str]) -> list[str]:
-    """``"all"`` or a comma list of :data:`FORMATS` -> list (order kept, duplicates dropped)."""
+    """``"all"`` (= :data:`FORMATS`) or a comma list of :data:`FORMATS` and :data:`EXTRA_FORMATS` -> list
+    (order kept, duplicates dropped)."""
     items = text.split(",") if isinstance(text, str) else list(text)
     items = [s.strip() for s in items if s.strip()]
     if items == ["all"]:
         return list(FORMATS)
-    bad = [s for s in items if s not in FORMATS]
+    bad = [s for s in items if s not in FORMATS + EXTRA_FORMATS]
     if bad or not items:
-        raise ValueError(f"--formats: unknown {bad or items}; expected 'all' or a comma list of {', '.join(FORMATS)}")
+        raise ValueError(f"--formats: unknown {bad or items}; expected 'all' or a comma list of "
+                         f"{', '.join(FORMATS + EXTRA_FORMATS)}")
     return list(dict.fromkeys(items))
 
 
@@ -115,7 +122,7 @@ def _export_one(fmt, deployed, path, representative, decode_kernel, opset, input
         save_serving_model(deployed, path, decode_kernel, input_order)
     elif fmt.startswith("tflite_"):
         from rsn_tf.export.tflite import export_tflite
-        export_tflite(deployed, path, fmt.split("_", 1)[1], representative)
+        export_tflite(deployed, path, fmt.split("_")[1], representative, int8_io=fmt == "tflite_int8_io")
     elif fmt == "onnx":
         from rsn_tf.export.onnx import export_onnx
         export_onnx(deployed, path, opset)
@@ -211,3 +218,37 @@ def export_and_report(model, out_dir: str, formats, calibration: np.ndarray, che
         log(f"[export] agreement report on {', '.join(f'{k} ({len(v)})' for k, v in check_sets.items())}")
         report = write_agreement_report(model, out_dir, formats, check_sets, decode_kernel, extra)
     return manifest, report
+
+
+def export_with_crops(model, out_dir: str, formats="all", calib_coco: str | None = None,
+                      calib_images: str | None = None, calib_synth: str | None = None, calib_count: int = 64,
+                      check_coco: str | None = None, check_synth: int = 16, decode_kernel: int = 5, opset: int = 17,
+                      input_order: str = "bgr", weights_note: str = "", log=print) -> tuple[dict, dict | None]:
+    """:func:`export_and_report` with crops drawn from the input pipeline (what ``rsn export`` and the
+    demo call).
+
+    Calibration (int8): ``calib_coco`` (a user's COCO keypoints json, images beside it or in
+    ``calib_images``), else ``calib_synth`` (a folder written by ``rsn synth``), else fresh synthetic
+    images (seed 0); ``calib_count`` crops. Agreement report: real crops of ``check_coco`` (if given) and
+    ``check_synth`` fresh synthetic images of seed 1000 (unseen by calibration).
+    """
+    from rsn_tf.export.crops import coco_crops, synthetic_crops
+
+    cfg = model.rsn_config
+    if calib_coco:
+        calibration, source = coco_crops(calib_coco, cfg, calib_images, calib_count), calib_coco
+    elif calib_synth:
+        calibration, source = synthetic_crops(cfg, root=calib_synth, limit=calib_count), calib_synth
+    else:
+        n_images = max(4, calib_count // 2)
+        calibration = synthetic_crops(cfg, num_images=n_images, seed=0, limit=calib_count)
+        source = f"synthetic set (seed 0, {n_images} images)"
+    checks = {}
+    if check_coco:
+        checks["coco (real)"] = coco_crops(check_coco, cfg)
+    if check_synth > 0:
+        checks["synthetic"] = synthetic_crops(cfg, num_images=check_synth, seed=1000)
+    extra = {"weights": weights_note or model.metadata.get("weights", ""),
+             "calibration": f"{len(calibration)} crops from {source}"}
+    return export_and_report(model, out_dir, formats, calibration, checks, decode_kernel, opset, input_order, log,
+                             extra)
