@@ -11,7 +11,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from rsn_tf.model.layers import ChannelSplit
+import numpy as np
+
+from rsn_tf.model.layers import ChannelSplit, SpaceToDepth
 
 
 def conv_bn(x, filters, kernel_size, *, strides=1, relu=True, name, config, groups=1, torch_pad=None):
@@ -38,11 +40,41 @@ def conv_bn(x, filters, kernel_size, *, strides=1, relu=True, name, config, grou
 
 
 def apply_stem(x, config, name="stem"):
-    """ResNet top: 7x7/2 conv (pad 3) + BN + ReLU, 3x3/2 max-pool (pad 1). [N,H,W,3] -> [N,H/4,W/4,64]."""
-    x = conv_bn(x, config.stem_channels, 7, strides=2, torch_pad=3, name=f"{name}_conv", config=config)
+    """ResNet top: 7x7/2 conv (pad 3) + BN + ReLU, 3x3/2 max-pool (pad 1). [N,H,W,3] -> [N,H/4,W/4,64].
+
+    With ``config.stem_space_to_depth`` the conv is the exact space-to-depth form: 2x2 space-to-depth,
+    zero pad (2 before, 1 after) in block units, 4x4 stride-1 conv on 12 channels (same layer names,
+    kernel [4,4,12,C] = :func:`stem_kernel_to_space_to_depth` of the 7x7 one).
+    """
+    if config.stem_space_to_depth:
+        x = SpaceToDepth(2, name=f"{name}_conv_s2d")(x)
+        x = layers.ZeroPadding2D(((2, 1), (2, 1)), name=f"{name}_conv_pad")(x)
+        x = layers.Conv2D(config.stem_channels, 4, padding="valid", use_bias=False, name=f"{name}_conv_conv")(x)
+        x = layers.BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
+                                      name=f"{name}_conv_bn")(x)
+        x = layers.ReLU(name=f"{name}_conv_relu")(x)
+    else:
+        x = conv_bn(x, config.stem_channels, 7, strides=2, torch_pad=3, name=f"{name}_conv", config=config)
     # Zero padding is exact for the pool: its input follows a ReLU (>= 0).
     x = layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
     return layers.MaxPooling2D(3, strides=2, padding="valid", name=f"{name}_pool")(x)
+
+
+def stem_kernel_to_space_to_depth(kernel) -> np.ndarray:
+    """7x7 stride-2 stem kernel [7,7,C,F] (input padded by 3) -> the 4x4 kernel [4,4,4C,F] of the
+    space-to-depth form (see :func:`apply_stem`).
+
+    Output row i of the 7x7/2 conv reads input rows 2i-3..2i+3, i.e. space-to-depth blocks i-2..i+1 with
+    the first row of block i-2 unused: zero-extend the kernel in front to 8x8, then tap (2d+p) becomes
+    block offset d, phase p, and the phases join the channels in space-to-depth order (py, px, c).
+    """
+    k = np.asarray(kernel)
+    if k.shape[:2] != (7, 7):
+        raise ValueError(f"stem kernel must be [7,7,C,F] (got {k.shape})")
+    c, f = k.shape[2:]
+    k8 = np.zeros((8, 8, c, f), k.dtype)
+    k8[1:, 1:] = k
+    return k8.reshape(4, 2, 4, 2, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(4, 4, 4 * c, f)
 
 
 def _shortcut(x, out_channels, strides, name, config):

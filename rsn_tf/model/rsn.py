@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from rsn_tf.model.blocks import BLOCKS, apply_stem, conv_bn
+from rsn_tf.model.blocks import BLOCKS, apply_stem, conv_bn, stem_kernel_to_space_to_depth
 from rsn_tf.model.config import ModelConfig
 from rsn_tf.model.layers import PRMGate, ResizeAlignCorners
 
@@ -183,7 +183,9 @@ def inference_model(model: RSNModel) -> keras.Model:
 def copy_weights_by_name(src: keras.Model, dst: keras.Model) -> None:
     """Copy every layer's weights from ``src`` to the same-named layer of ``dst``.
 
-    For two builds of one architecture whose layer order differs (e.g. ``upconv_before_resize``).
+    For two builds of one architecture whose layer order differs (e.g. ``upconv_before_resize``); a
+    stem that differs in ``stem_space_to_depth`` gets its kernel rearranged
+    (:func:`rsn_tf.model.blocks.stem_kernel_to_space_to_depth`, one way only: 7x7 -> space-to-depth).
     Raises ``ValueError`` naming the layers that do not pair up.
     """
     src_layers = {l.name: l for l in src.layers if l.weights}
@@ -192,4 +194,7 @@ def copy_weights_by_name(src: keras.Model, dst: keras.Model) -> None:
         missing = sorted(set(src_layers) ^ set(dst_layers))
         raise ValueError(f"models differ in weighted layers: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
     for name, layer in src_layers.items():
-        dst_layers[name].set_weights(layer.get_weights())
+        weights = layer.get_weights()
+        if name == "stem_conv_conv" and weights[0].shape[:2] == (7, 7) and dst_layers[name].kernel.shape[0] == 4:
+            weights[0] = stem_kernel_to_space_to_depth(weights[0])
+        dst_layers[name].set_weights(weights)
