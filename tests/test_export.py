@@ -44,12 +44,18 @@ def test_deploy_model_is_exact_and_cheaper():
 
     model = _tiny_model()
     ref = inference_model(model)(_x()).numpy()
+    plain = deploy_model(model, stem_space_to_depth=False)
     deployed = deploy_model(model)
-    out = deployed(_x()).numpy()
-    assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-5
-    assert deployed.rsn_config.upconv_before_resize
-    assert count_macs(deployed) < count_macs(inference_model(model))
-    assert num_resizes(deployed) == 3  # the three global-net upsamples; the final head needs none
+    for d in (plain, deployed):
+        out = d(_x()).numpy()
+        assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-5
+        assert d.rsn_config.upconv_before_resize
+        assert num_resizes(d) == 3  # the three global-net upsamples; the final head needs none
+    assert count_macs(plain) < count_macs(inference_model(model))
+    assert deployed.rsn_config.stem_space_to_depth and deployed.get_layer("stem_conv_conv").kernel.shape == (4, 4, 12, 16)
+    # the 7x7 kernel zero-extended to 8x8: 64/49 of the stem conv's MACs
+    stem = 32 * 32 * 16 * 3
+    assert count_macs(deployed) - count_macs(plain) == stem * 64 - stem * 49
     with pytest.raises(ValueError, match="RSNModel"):
         deploy_model(inference_model(model))
 
@@ -122,7 +128,7 @@ def test_op_lists_native_one_resize_per_resize(exported):
     f = exported["manifest"]["formats"]
     for fmt in ("tflite_fp32", "tflite_fp16", "tflite_int8"):
         ops = f[fmt]["ops"]
-        assert ops["RESIZE_BILINEAR"] == 3 and "TILE" not in ops
+        assert ops["RESIZE_BILINEAR"] == 3 and "TILE" not in ops and ops["SPACE_TO_DEPTH"] == 1
         assert not [o for o in ops if "FLEX" in o.upper() or "CUSTOM" in o.upper()]
     # int8: every conv is integer, the only float boundary is one QUANTIZE in and one DEQUANTIZE out
     assert f["tflite_int8"]["ops"].get("QUANTIZE") == 1 and f["tflite_int8"]["ops"].get("DEQUANTIZE") == 1
