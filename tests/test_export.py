@@ -133,6 +133,8 @@ def test_op_lists_native_one_resize_per_resize(exported):
     # int8: every conv is integer, the only float boundary is one QUANTIZE in and one DEQUANTIZE out
     assert f["tflite_int8"]["ops"].get("QUANTIZE") == 1 and f["tflite_int8"]["ops"].get("DEQUANTIZE") == 1
     assert f["onnx"]["ops"]["Resize"] == 3 and "Tile" not in f["onnx"]["ops"]
+    # tf2onnx's NHWC<->NCHW Transposes around every RSB Split are folded away: only input and output remain
+    assert f["onnx"]["ops"]["Transpose"] == 2 and f["onnx"]["ops"]["Split"] == 4
 
 
 def test_tflite_int8_tensors_are_int8(exported):

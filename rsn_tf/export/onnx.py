@@ -3,6 +3,11 @@
 The graph is the deploy model: normalised crops ``crops`` float32 [N,H,W,3] (NHWC, as in Keras) ->
 ``heatmaps`` float32 [N,H/4,W/4,K]. tf2onnx turns the align-corners resize into one ``Resize``
 (``coordinate_transformation_mode=align_corners``) and wraps the NHWC graph in Transposes at its ends.
+
+tf2onnx's optimiser does not push its layout Transposes through ``Split``: every RSB split comes out
+as ``Transpose(NCHW->NHWC) -> Split(axis=3) -> Transpose(NHWC->NCHW)`` per output (40 of the 42
+Transposes of RSN-18). :func:`fold_split_transposes` rewrites each to one ``Split(axis=1)`` on the
+NCHW tensor (exact: a split along the same data axis).
 """
 from __future__ import annotations
 
@@ -23,9 +28,66 @@ def export_onnx(deployed, out_path: str, opset: int = DEFAULT_OPSET) -> str:
     h, w = deployed.rsn_config.input_size
     spec = [tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")]
     fn = tf.function(lambda crops: {"heatmaps": deployed(crops, training=False)}, jit_compile=False)
+    model_proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+    fold_split_transposes(model_proto)
+    import onnx
+
+    onnx.checker.check_model(model_proto)
     with atomic_path(out_path) as tmp:
-        tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=tmp)
+        onnx.save(model_proto, tmp)
     return out_path
+
+
+def fold_split_transposes(model) -> int:
+    """``Transpose(perm) -> Split(axis) -> Transpose(inverse perm)`` on every output -> one ``Split`` on the
+    un-transposed tensor along ``perm[axis]``. Edits ``model`` (an ``onnx.ModelProto``) in place; returns
+    the number of Splits rewritten."""
+    import onnx
+
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = collections.defaultdict(list)
+    for n in graph.node:
+        for i in n.input:
+            consumers[i].append(n)
+    graph_outputs = {o.name for o in graph.output}
+
+    def perm_of(node):
+        return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+
+    removed, folded = set(), 0
+    for split in [n for n in graph.node if n.op_type == "Split"]:
+        pre = producer.get(split.input[0])
+        if pre is None or pre.op_type != "Transpose" or len(consumers[pre.output[0]]) != 1:
+            continue
+        perm = perm_of(pre)
+        posts = [consumers[o] for o in split.output]
+        if perm is None or any(o in graph_outputs for o in split.output) or not all(
+                len(c) == 1 and c[0].op_type == "Transpose" for c in posts):
+            continue
+        inverse = [perm.index(i) for i in range(len(perm))]
+        if any(perm_of(c[0]) != inverse for c in posts):
+            continue
+        axis_attr = next((a for a in split.attribute if a.name == "axis"), None)
+        axis = axis_attr.i if axis_attr is not None else 0
+        axis = axis % len(perm)
+        new_axis = perm[axis]
+        split.input[0] = pre.input[0]
+        for a in list(split.attribute):
+            if a.name == "axis":
+                split.attribute.remove(a)
+        split.attribute.append(onnx.helper.make_attribute("axis", new_axis))
+        removed.add(id(pre))
+        for out_index, c in enumerate(posts):
+            post = c[0]
+            new_name = post.output[0]
+            split.output[out_index] = new_name  # the post-transpose's consumers read the split directly
+            removed.add(id(post))
+        folded += 1
+    keep = [n for n in graph.node if id(n) not in removed]
+    del graph.node[:]
+    graph.node.extend(keep)
+    return folded
 
 
 def onnx_op_counts(path: str) -> dict[str, int]:
