@@ -55,7 +55,8 @@ class KerasRunner(Runner):
 
         from rsn_tf.export.graph import deploy_model
 
-        model = keras.models.load_model(path_or_model) if isinstance(path_or_model, str) else path_or_model
+        model = (keras.models.load_model(path_or_model, compile=False) if isinstance(path_or_model, str)
+                 else path_or_model)
         self.model = deploy_model(model)
         self._fn = tf.function(lambda x: self.model(x, training=False), jit_compile=False)
         self._x = self._y = None
