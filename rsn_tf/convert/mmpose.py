@@ -252,17 +252,26 @@ def from_mmpose(path: str, preset: str | None = None, input_size=DEFAULT_INPUT_S
     architecture; the strict load then checks it fits. ``input_size``: (H, W) crop, default 256x192.
     The model's ``metadata`` records the source; its config's preprocessing is mmpose's
     (RGB, mean 123.675/116.28/103.53, std 58.395/57.12/57.375 in 0..255 units).
+    Raises :class:`CheckpointError` (unreadable file) or :class:`ConversionError` (weights do not fit).
     """
     raw, info = load_state_dict(path)
-    state_dict, key_format = normalize_state_dict(raw)
+    return from_mmpose_state_dict(raw, preset=preset, input_size=input_size,
+                                  source=os.path.basename(os.fspath(path)), source_format=info["format"])
+
+
+def from_mmpose_state_dict(state_dict: dict[str, np.ndarray], preset: str | None = None,
+                           input_size=DEFAULT_INPUT_SIZE, source: str | None = None,
+                           source_format: str | None = None) -> RSNModel:
+    """:func:`from_mmpose` for a state dict already in memory (torch layouts, 1.x or 0.x keys)."""
+    state_dict, key_format = normalize_state_dict(state_dict)
     config = infer_config(state_dict, input_size)
     if preset:
         config = preset_config(preset, input_size=tuple(input_size), num_keypoints=config.num_keypoints,
                                prm=config.prm, prm_heads=config.prm_heads)
     metadata = {
         "weights": "mmpose",
-        "source": os.path.basename(os.fspath(path)),
-        "source_format": info["format"],
+        "source": source,
+        "source_format": source_format,
         "mmpose_keys": key_format,
         "keypoints": KEYPOINT_LAYOUTS.get(config.num_keypoints),
     }
