@@ -55,7 +55,7 @@ def _load_torch(path):
     fmt = "pth" if zipfile.is_zipfile(path) else "pth-legacy"
     try:
         return torch_pickle.load(path), fmt
-    except (torch_pickle.TorchFormatError, EOFError, OSError, KeyError) as e:
+    except Exception as e:  # any failure of the pure reader: a non-checkpoint, or a format it lacks
         first_error = e
     try:
         import torch

@@ -67,6 +67,9 @@ class Opaque:
         for v in values:
             self.append(v)
 
+    def __call__(self, *args, **kwargs):  # e.g. getattr(obj, name)(...) reductions
+        return Opaque()
+
     def __repr__(self):
         return f"<unloaded {self._qualname}>"
 
