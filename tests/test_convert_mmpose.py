@@ -14,8 +14,8 @@ import pytest
 from conftest import shared_path
 from rsn_tf.cli import main
 from rsn_tf.convert import (CheckpointError, ConversionError, from_mmpose, from_mmpose_state_dict, infer_config,
-                            load_mmpose_weights, load_state_dict, module_path, normalize_state_dict,
-                            to_mmpose_state_dict)
+                            load_mmpose_weights, load_state_dict, mmpose_shapes, module_path,
+                            normalize_state_dict, to_mmpose_state_dict)
 from rsn_tf.convert import torch_pickle
 from rsn_tf.model import ModelConfig, Preprocessing, RSNModel, preset_config
 
@@ -108,6 +108,19 @@ def test_round_trip_infers_architecture(arch):
     x = _x()
     for a, b in zip(src(x), dst(x)):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("preset", ["rsn50", pytest.param("2xrsn50", marks=pytest.mark.slow),
+                                    pytest.param("3xrsn50", marks=pytest.mark.slow)])
+def test_public_architectures_are_inferred(preset):
+    """The key/shape structure of each public mmpose RSN gives back its preset (shapes only, no weights)."""
+    config = preset_config(preset, input_size=SIZE)
+    shapes = mmpose_shapes(RSNModel(config))
+    fake = {k: np.broadcast_to(np.float32(0), s) for k, s in shapes.items()}  # no memory for the weights
+    assert infer_config(fake, SIZE) == config
+    # learnable parameters (BN running stats excluded) == mmpose's count (RSN_SPEC 2.1)
+    params = sum(int(np.prod(s)) for k, s in shapes.items() if not k.endswith(("running_mean", "running_var")))
+    assert round(params / 1e6, 3) == {"rsn50": 19.329, "2xrsn50": 39.262, "3xrsn50": 59.195}[preset]
 
 
 def test_module_paths_follow_mmpose():

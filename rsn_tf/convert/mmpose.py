@@ -224,6 +224,12 @@ def load_mmpose_weights(model: RSNModel, state_dict: dict[str, np.ndarray]) -> N
         layer.set_weights([v.astype(np.float32) for v in values])
 
 
+def mmpose_shapes(model: RSNModel) -> dict[str, tuple[int, ...]]:
+    """The mmpose state-dict keys ``model`` needs and their torch-layout shapes (no weights read)."""
+    return {key: _torch_shape(var.shape, perm) for layer in model.layers if layer.weights
+            for key, var, perm in _layer_params(layer)}
+
+
 def to_mmpose_state_dict(model: RSNModel, head_prefix: str = "head.",
                          num_batches_tracked: bool = True) -> "collections.OrderedDict[str, np.ndarray]":
     """The inverse mapping: ``model``'s weights under mmpose keys, torch layouts (for round trips and
