@@ -13,6 +13,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    import numpy as np
+
     from rsn_tf.convert import from_mmpose
     from rsn_tf.io_utils import atomic_path
     from rsn_tf.model.config import parse_input_size
@@ -24,7 +26,8 @@ def run(args) -> int:
     with atomic_path(args.out) as tmp:  # the temp name keeps the .keras suffix Keras requires
         model.save(tmp)
     c = model.rsn_config
+    params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # as PyTorch counts (no BN stats)
     print(f"wrote {args.out}: {c.num_stages} stage(s), blocks {list(c.num_blocks)}, num_steps {c.num_steps}, "
           f"{c.num_keypoints} keypoints ({model.metadata['keypoints'] or 'custom layout'}), "
-          f"input {c.input_size[0]}x{c.input_size[1]}, PRM {c.prm}, {model.count_params():,} parameters")
+          f"input {c.input_size[0]}x{c.input_size[1]}, PRM {c.prm}, {params:,} parameters")
     return 0

@@ -56,7 +56,7 @@ def _load_torch(path):
     try:
         return torch_pickle.load(path), fmt
     except Exception as e:  # any failure of the pure reader: a non-checkpoint, or a format it lacks
-        first_error = e
+        first_error = str(e).replace(f"{path}: ", "")
     try:
         import torch
     except ImportError:

@@ -270,10 +270,10 @@ def from_mmpose_state_dict(state_dict: dict[str, np.ndarray], preset: str | None
                            source_format: str | None = None) -> RSNModel:
     """:func:`from_mmpose` for a state dict already in memory (torch layouts, 1.x or 0.x keys)."""
     state_dict, key_format = normalize_state_dict(state_dict)
-    config = infer_config(state_dict, input_size)
+    inferred = config = infer_config(state_dict, input_size)
     if preset:
-        config = preset_config(preset, input_size=tuple(input_size), num_keypoints=config.num_keypoints,
-                               prm=config.prm, prm_heads=config.prm_heads)
+        config = preset_config(preset, input_size=tuple(input_size), num_keypoints=inferred.num_keypoints,
+                               prm=inferred.prm, prm_heads=inferred.prm_heads)
     metadata = {
         "weights": "mmpose",
         "source": source,
@@ -284,5 +284,12 @@ def from_mmpose_state_dict(state_dict: dict[str, np.ndarray], preset: str | None
     if preset:
         metadata["preset"] = preset
     model = RSNModel(config, metadata=metadata)
-    load_mmpose_weights(model, state_dict)
+    try:
+        load_mmpose_weights(model, state_dict)
+    except ConversionError as e:
+        if not preset:
+            raise
+        raise ConversionError(f"{e}\n  (preset {preset!r} does not fit; the checkpoint's keys say {inferred.num_stages} "
+                              f"stage(s), blocks {list(inferred.num_blocks)}, num_steps {inferred.num_steps}: "
+                              "convert without a preset to use them)") from None
     return model
