@@ -5,6 +5,7 @@ else uses small synthetic checkpoints made by exporting a random Keras model to 
 (:func:`to_mmpose_state_dict`), so the converter is exercised on architectures it was not written for.
 """
 import collections
+import datetime
 import os
 
 import keras
@@ -153,8 +154,12 @@ def test_checkpoint_formats(small, tmp_path, fmt):
         if fmt == "pth-0.x":
             sd = to_mmpose_state_dict(model, head_prefix="keypoint_head.")
         # mmpose checkpoints carry meta (with objects of classes we must not import) besides the weights
-        meta = {"epoch": 210, "hub": torch_pickle._Global("mmengine.logging.history_buffer", "HistoryBuffer")}
+        meta = {"epoch": 210, "hub": torch_pickle._Global("mmengine.logging.history_buffer", "HistoryBuffer"),
+                "time": datetime.datetime(2022, 10, 13), "dtype": np.dtype("float32")}
         torch_pickle.save({"meta": meta, "state_dict": sd}, path, legacy=fmt == "pth-legacy")
+    if fmt != "npz":  # classes in meta are never imported: they come back as inert placeholders
+        meta_back = torch_pickle.load(path)["meta"]
+        assert meta_back["epoch"] == 210 and isinstance(meta_back["time"], torch_pickle.Opaque)
     loaded = from_mmpose(path, input_size=SIZE)
     _assert_same_weights(model, loaded)
     assert loaded.metadata["mmpose_keys"] == ("0.x" if fmt == "pth-0.x" else "1.x")
