@@ -242,6 +242,31 @@ def test_unreadable_files(tmp_path):
         load_state_dict(npz)
 
 
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def test_reader_never_executes_file_content(tmp_path):
+    """Like torch.load(weights_only=True): a crafted pickle cannot run code, in either torch format."""
+    import pickle
+    import zipfile
+    marker = os.path.join(tmp_path, "pwned")
+    legacy = os.path.join(tmp_path, "legacy.pth")
+    with open(legacy, "wb") as f:
+        f.write(pickle.dumps(_Evil(marker), protocol=2))
+    zipped = os.path.join(tmp_path, "zipped.pth")
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({"state_dict": _Evil(marker)}, protocol=2))
+    for path in (legacy, zipped):
+        with pytest.raises(CheckpointError):
+            load_state_dict(path)
+    assert not os.path.exists(marker)
+
+
 def test_cli_reports_errors(tmp_path, capsys):
     assert main(["convert-mmpose", os.path.join(tmp_path, "missing.pth"), "--out", os.path.join(tmp_path, "m.keras")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err

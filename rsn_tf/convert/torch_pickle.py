@@ -145,6 +145,13 @@ class _Unpickler(pickle.Unpickler):
         return self._load_storage(storage_type, key, numel)
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """For the legacy format's header pickles: plain data only, no globals at all."""
+
+    def find_class(self, module, name):
+        raise TorchFormatError(f"unexpected {module}.{name} in a torch file header")
+
+
 def load(path: str):
     """The object stored by ``torch.save`` at ``path``; tensors become numpy arrays (see module doc)."""
     if zipfile.is_zipfile(path):
@@ -173,14 +180,15 @@ def _load_zip(path):
 
 def _load_legacy(f, path):
     try:
-        magic = pickle.load(f)
+        magic = _PlainUnpickler(f).load()
     except Exception:
-        raise TorchFormatError(f"{path}: not a PyTorch checkpoint (neither a torch zip nor a legacy torch.save file)") from None
+        raise TorchFormatError(f"{path}: not a PyTorch checkpoint "
+                               "(neither a torch zip nor a legacy torch.save file)") from None
     if magic != _LEGACY_MAGIC:
         raise TorchFormatError(f"{path}: not a PyTorch checkpoint (bad magic number)")
-    if pickle.load(f) != _LEGACY_PROTOCOL:
+    if _PlainUnpickler(f).load() != _LEGACY_PROTOCOL:
         raise TorchFormatError(f"{path}: unsupported legacy torch protocol version")
-    pickle.load(f)  # sys info (endianness, type sizes)
+    _PlainUnpickler(f).load()  # sys info (endianness, type sizes)
     refs: dict[str, _StorageRef] = {}
 
     def load_storage(storage_type, key, numel):
@@ -197,7 +205,7 @@ def _load_legacy(f, path):
         return holder
 
     obj = _Unpickler(f, load_storage, rebuild).load()
-    for key in pickle.load(f):
+    for key in _PlainUnpickler(f).load():
         ref = refs[str(key)]
         (numel,) = struct.unpack("<q", f.read(8))
         itemsize = 2 if ref.storage_type == "BFloat16Storage" else np.dtype(_STORAGE_DTYPES[ref.storage_type]).itemsize
