@@ -15,6 +15,7 @@ import sys
 COMMANDS = {
     "demo": "rsn_tf.commands.demo",
     "complexity": "rsn_tf.commands.complexity",
+    "convert-mmpose": "rsn_tf.commands.convert_mmpose",
 }
 
 
