@@ -15,6 +15,8 @@ import sys
 COMMANDS = {
     "demo": "rsn_tf.commands.demo",
     "complexity": "rsn_tf.commands.complexity",
+    "infer": "rsn_tf.commands.infer",
+    "eval": "rsn_tf.commands.eval",
 }
 
 

@@ -1,0 +1,70 @@
+"""Pose overlays with OpenCV: coloured limbs, keypoint dots whose size and opacity show confidence,
+the instance score above the box. The skeleton and left/right sides come from the KeypointSpec.
+
+Confidence shown = ``clip(keypoint_score - 0.5, 0, 1)``: both decoders report ``peak / 255 + 0.5``,
+so this is the heatmap peak as a fraction of the training target's 255.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from rsn_tf.keypoints import KeypointSpec
+
+# BGR
+LEFT, RIGHT, CENTRE = (0, 140, 255), (255, 120, 0), (80, 200, 60)
+BOX = (200, 200, 200)
+
+
+def _side(name: str) -> tuple[int, int, int]:
+    if name.startswith(("left", "l_")):
+        return LEFT
+    if name.startswith(("right", "r_")):
+        return RIGHT
+    return CENTRE
+
+
+def keypoint_confidence(scores) -> np.ndarray:
+    """Decoder keypoint scores (peak/255 + 0.5) -> display confidence in [0, 1]."""
+    return np.clip(np.asarray(scores, np.float32) - 0.5, 0.0, 1.0)
+
+
+def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float = 0.2,
+               draw_boxes: bool = True) -> np.ndarray:
+    """Draw ``poses`` (objects with keypoints [K, 2], keypoint_scores [K], box, score) on a copy of
+    ``image`` (BGR uint8). Limbs are drawn when both ends' confidence >= ``limb_threshold``; every
+    keypoint is drawn, radius and opacity growing with its confidence."""
+    img = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    h, w = img.shape[:2]
+    unit = max(1, int(round(max(h, w) / 400)))
+    for pose in poses:
+        kpts = np.asarray(pose.keypoints, np.float32)
+        conf = keypoint_confidence(pose.keypoint_scores)
+        if draw_boxes and pose.box is not None:
+            x, y, bw, bh = (int(round(v)) for v in pose.box)
+            cv2.rectangle(img, (x, y), (x + bw, y + bh), BOX, 1, cv2.LINE_AA)
+            label = f"{pose.score:.2f}"
+            (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * unit, unit)
+            ty = max(y - 3, th + 2)
+            cv2.rectangle(img, (x, ty - th - 2), (x + tw + 2, ty + 2), (40, 40, 40), -1)
+            cv2.putText(img, label, (x + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * unit, (255, 255, 255), unit,
+                        cv2.LINE_AA)
+        layer = img.copy()
+        for a, b in spec.skeleton:
+            if min(conf[a], conf[b]) < limb_threshold:
+                continue
+            colour = _side(spec.names[a]) if _side(spec.names[a]) == _side(spec.names[b]) else CENTRE
+            cv2.line(layer, tuple(int(v) for v in kpts[a]), tuple(int(v) for v in kpts[b]), colour, 2 * unit,
+                     cv2.LINE_AA)
+        img = cv2.addWeighted(layer, 0.8, img, 0.2, 0)
+        for j in np.argsort(conf):  # most confident on top
+            layer = img.copy()
+            radius = int(round(unit * (2 + 3 * conf[j])))
+            centre = tuple(int(v) for v in kpts[j])
+            cv2.circle(layer, centre, radius, _side(spec.names[j]), -1, cv2.LINE_AA)
+            cv2.circle(layer, centre, radius, (255, 255, 255), 1, cv2.LINE_AA)
+            alpha = 0.25 + 0.75 * float(conf[j])
+            img = cv2.addWeighted(layer, alpha, img, 1 - alpha, 0)
+    return img
