@@ -32,14 +32,17 @@ def keypoint_confidence(scores) -> np.ndarray:
 
 
 def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float = 0.2,
-               draw_boxes: bool = True) -> np.ndarray:
+               draw_boxes: bool = True, min_box_score: float = 0.0) -> np.ndarray:
     """Draw ``poses`` (objects with keypoints [K, 2], keypoint_scores [K], box, score) on a copy of
     ``image`` (BGR uint8). Limbs are drawn when both ends' confidence >= ``limb_threshold``; every
-    keypoint is drawn, radius and opacity growing with its confidence."""
+    keypoint is drawn, radius and opacity growing with its confidence. Poses whose ``box_score`` is
+    below ``min_box_score`` are left out (low-score detections clutter a picture)."""
     img = np.ascontiguousarray(image, dtype=np.uint8).copy()
     h, w = img.shape[:2]
     unit = max(1, int(round(max(h, w) / 400)))
     for pose in poses:
+        if getattr(pose, "box_score", 1.0) < min_box_score:
+            continue
         kpts = np.asarray(pose.keypoints, np.float32)
         conf = keypoint_confidence(pose.keypoint_scores)
         if draw_boxes and pose.box is not None:

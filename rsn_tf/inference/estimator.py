@@ -204,8 +204,8 @@ class PoseEstimator:
         self.score_mode = score_mode or r["score_mode"]
         if self.score_mode not in ("authors", "mmpose"):
             raise ValueError(f"score_mode must be 'authors' or 'mmpose' (got {self.score_mode!r})")
-        self.box_padding = tuple(np.broadcast_to(np.asarray(box_padding if box_padding is not None
-                                                            else r["box_padding"], np.float32), (2,)).tolist())
+        self.box_padding = tuple(float(v) for v in np.broadcast_to(np.asarray(box_padding if box_padding is not None
+                                                            else r["box_padding"], np.float64), (2,)))
         self.flip_test = bool(flip_test)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
