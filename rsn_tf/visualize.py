@@ -39,7 +39,7 @@ def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float
     below ``min_box_score`` are left out (low-score detections clutter a picture)."""
     img = np.ascontiguousarray(image, dtype=np.uint8).copy()
     h, w = img.shape[:2]
-    unit = max(1, int(round(max(h, w) / 400)))
+    unit = max(1, int(round(max(h, w) / 640)))
     for pose in poses:
         if getattr(pose, "box_score", 1.0) < min_box_score:
             continue
