@@ -38,17 +38,10 @@ RECIPES = {
 
 # ------------------------------------------------------------------------------------------ helpers
 def normalize_crops(crops, preprocessing) -> np.ndarray:
-    """BGR crops (as cv2 loads them) [N, H, W, 3], 0..255 -> network input float32.
-
-    ``(pixel[color_order] - mean) / std`` with ``mean``/``std`` in 0..255 units listed in the
-    network's ``color_order`` (``model.rsn_config.preprocessing``).
-    """
-    x = np.asarray(crops, np.float32)
-    if preprocessing.color_order == "rgb":
-        x = x[..., ::-1]
-    mean = np.asarray(preprocessing.mean, np.float32)
-    std = np.asarray(preprocessing.std, np.float32)
-    return (x - mean) / std
+    """BGR crops (as cv2 loads them) [N, H, W, 3], 0..255 -> network input float32, through the
+    project's one normalisation function (:func:`rsn_tf.data.preprocess.preprocess`)."""
+    from rsn_tf.data.preprocess import preprocess
+    return preprocess(crops, preprocessing, input_order="bgr")
 
 
 def resolve_keypoint_spec(num_keypoints: int, metadata: dict | None = None,
