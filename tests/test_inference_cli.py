@@ -153,3 +153,19 @@ def test_evaluation_callback_logs_ap_to_csv(tiny_model, tmp_path):
     assert rows[0]["val_AP"] == "nan"  # not due: NaN keeps the column without a stale value
     assert 0.0 <= float(rows[1]["val_AP"]) <= 1.0 and 0.0 <= float(rows[2]["val_AP"]) <= 1.0  # every 2 + last
     assert [e for e, _ in cb.history] == [1, 2]
+
+
+def test_rsn_eval_on_converted_mmpose_fixture(tmp_path):
+    """Weights converted from the mmpose fixture (random weights): rsn eval --recipe mmpose runs end
+    to end on the real COCO sample (the AP is meaningless; the run must not fail)."""
+    convert = pytest.importorskip("rsn_tf.convert.mmpose")
+    fixture = shared_path("fixtures", "mmpose_rsn18_coco_256x192.npz")
+    ann, images, _ = coco_sample()
+    path = str(tmp_path / "mmpose_fixture.keras")
+    convert.from_mmpose(fixture).save(path)
+    out = tmp_path / "eval"
+    assert main(["eval", "--weights", path, "--recipe", "mmpose", "--ann", ann, "--images", images,
+                 "--boxes", "gt", "--out", str(out)]) == 0
+    m = json.load(open(out / "metrics.json"))
+    assert m["settings"]["decode_mode"] == "mmpose" and m["settings"]["box_padding"] == [1.25, 1.25]
+    assert m["settings"]["keypoints"] == "coco" and m["num_results"] == 12
