@@ -169,3 +169,18 @@ def test_rsn_eval_on_converted_mmpose_fixture(tmp_path):
     m = json.load(open(out / "metrics.json"))
     assert m["settings"]["decode_mode"] == "mmpose" and m["settings"]["box_padding"] == [1.25, 1.25]
     assert m["settings"]["keypoints"] == "coco" and m["num_results"] == 12
+
+
+def test_rsn_eval_mpii_format(tmp_path, capsys):
+    """MPII list format is detected; a 16-keypoint model (spec from K) gives a PCKh table."""
+    ann = shared_path("data", "mpii_sample", "test_mpii.json")
+    model = build_rsn(TINY.replace(num_keypoints=16, input_size=(128, 128)))
+    path = str(tmp_path / "mpii.keras")
+    model.save(path)
+    out = tmp_path / "mpii"
+    assert main(["eval", "--weights", path, "--ann", ann, "--images", os.path.dirname(ann), "--out", str(out)]) == 0
+    assert "| PCKh |" in capsys.readouterr().out
+    m = json.load(open(out / "metrics.json"))
+    assert m["settings"]["keypoints"] == "mpii" and m["settings"]["decode_kernel"] == 9
+    assert m["head_size_source"] == ["head_segment_fallback"] and 0 <= m["PCKh@0.5"]["Mean"] <= 100
+    assert len(json.load(open(out / "results.json"))) == 5
