@@ -141,7 +141,12 @@ def test_evaluation_callback_logs_ap_to_csv(tiny_model, tmp_path):
     ann, images, _ = coco_sample()
     log = tmp_path / "log.csv"
     cb = EvaluationCallback(ann, images, every=2, batch_size=16, verbose=0)
-    cbs = keras.callbacks.CallbackList([cb, keras.callbacks.CSVLogger(str(log))], model=tiny_model,
+    class Trainer(keras.Model):  # a training wrapper like RSNTrainer: the RSN is at .rsn
+        def __init__(self, rsn):
+            super().__init__()
+            self.rsn = rsn
+
+    cbs = keras.callbacks.CallbackList([cb, keras.callbacks.CSVLogger(str(log))], model=Trainer(tiny_model),
                                        epochs=3, verbose=0)
     cbs.on_train_begin()
     for epoch in range(3):

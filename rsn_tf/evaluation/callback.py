@@ -19,7 +19,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         ``params["epochs"]`` is known.
       boxes: ``"gt"`` or a detection file. prefix: log key prefix.
       model: the RSN model to evaluate when the trained Keras model is a wrapper around it
-        (default: the callback's ``self.model``).
+        (default: ``self.model.rsn`` when the trained model has one, as ``RSNTrainer`` does, else
+        ``self.model``).
       estimator_kwargs: passed to :class:`PoseEstimator` (flip_test, batch_size, recipe...).
     """
 
@@ -39,6 +40,13 @@ class EvaluationCallback(keras.callbacks.Callback):
         last = (self.params or {}).get("epochs")
         return (epoch + 1) % self.every == 0 or (last is not None and epoch + 1 == last)
 
+    def _rsn(self):
+        """The RSN to evaluate: the explicit one, else a trainer's ``.rsn`` (RSNTrainer), else the model."""
+        if self.eval_model is not None:
+            return self.eval_model
+        inner = getattr(self.model, "rsn", None)
+        return inner if getattr(inner, "rsn_config", None) is not None else self.model
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
@@ -49,7 +57,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         from rsn_tf.evaluation.runner import evaluate_coco
         from rsn_tf.inference.estimator import PoseEstimator
 
-        est = PoseEstimator(self.eval_model if self.eval_model is not None else self.model, **self.estimator_kwargs)
+        est = PoseEstimator(self._rsn(), **self.estimator_kwargs)
         metrics = evaluate_coco(est, self.ann, self.images_dir, boxes=self.boxes, verbose=False)
         for k in self.KEYS:
             logs[self.prefix + k] = float(metrics[k])
