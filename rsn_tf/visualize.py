@@ -63,11 +63,20 @@ def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float
                      cv2.LINE_AA)
         img = cv2.addWeighted(layer, 0.8, img, 0.2, 0)
         for j in np.argsort(conf):  # most confident on top
-            layer = img.copy()
+            if not np.all(np.isfinite(kpts[j])):
+                continue
             radius = int(round(unit * (2 + 3 * conf[j])))
-            centre = tuple(int(v) for v in kpts[j])
+            cx, cy = (int(v) for v in kpts[j])
+            # Blend only the dot's square (a whole-image blend per keypoint is slow on big pictures).
+            x0, y0 = max(cx - radius - 2, 0), max(cy - radius - 2, 0)
+            x1, y1 = min(cx + radius + 3, w), min(cy + radius + 3, h)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            roi = img[y0:y1, x0:x1]
+            layer = roi.copy()
+            centre = (cx - x0, cy - y0)
             cv2.circle(layer, centre, radius, _side(spec.names[j]), -1, cv2.LINE_AA)
             cv2.circle(layer, centre, radius, (255, 255, 255), 1, cv2.LINE_AA)
             alpha = 0.25 + 0.75 * float(conf[j])
-            img = cv2.addWeighted(layer, alpha, img, 1 - alpha, 0)
+            img[y0:y1, x0:x1] = cv2.addWeighted(layer, alpha, roi, 1 - alpha, 0)
     return img

@@ -285,3 +285,21 @@ def test_bad_inputs_still_write_valid_results(tmp_path, caplog):
     assert json.load(open(tmp_path / "e" / "results.json")) == []
     assert m["AP"] == 0.0 and "no detections" in m["note"]
     assert "| AP |" in format_table(m)
+
+
+def test_draw_poses_shows_confidence_and_skips_low_boxes():
+    from types import SimpleNamespace
+
+    from rsn_tf.visualize import draw_poses
+    img = np.zeros((120, 160, 3), np.uint8)
+    k = np.tile([[20.0, 20.0]], (17, 1))
+    k[5], k[7] = [100, 40], [100, 100]  # left shoulder -> left elbow: a limb
+    scores = np.full(17, 0.5)  # confidence 0 -> faint, no limbs
+    scores[[5, 7]] = 1.5       # confidence 1
+    pose = SimpleNamespace(keypoints=k, keypoint_scores=scores, box=(10, 10, 120, 100), box_score=0.9, score=0.8)
+    out = draw_poses(img, [pose], COCO)
+    assert out[70, 100].any()  # the limb between the two confident keypoints
+    assert out[40, 100].max() > out[20, 20].max()  # a confident dot is brighter than a faint one
+    assert img.max() == 0  # the input is not modified
+    pose.box_score = 0.1
+    assert draw_poses(img, [pose], COCO, min_box_score=0.3).max() == 0
