@@ -80,3 +80,23 @@ def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float
             alpha = 0.25 + 0.75 * float(conf[j])
             img[y0:y1, x0:x1] = cv2.addWeighted(layer, alpha, roi, 1 - alpha, 0)
     return img
+
+
+def tile_images(images: Sequence[np.ndarray], cols: int = 4, cell: tuple[int, int] | None = None,
+                gap: int = 4) -> np.ndarray:
+    """A grid picture of ``images`` (BGR), each letterboxed into ``cell`` (w, h; default the first image's size)."""
+    if not images:
+        raise ValueError("tile_images: no images")
+    cw, ch = cell or (images[0].shape[1], images[0].shape[0])
+    rows = (len(images) + cols - 1) // cols
+    ncols = min(cols, len(images))
+    sheet = np.full((rows * ch + (rows + 1) * gap, ncols * cw + (ncols + 1) * gap, 3), 255, np.uint8)
+    for i, im in enumerate(images):
+        f = min(cw / im.shape[1], ch / im.shape[0])
+        small = cv2.resize(im, (max(1, int(im.shape[1] * f)), max(1, int(im.shape[0] * f))),
+                           interpolation=cv2.INTER_AREA)
+        r, c = divmod(i, cols)
+        y = gap + r * (ch + gap) + (ch - small.shape[0]) // 2
+        x = gap + c * (cw + gap) + (cw - small.shape[1]) // 2
+        sheet[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return sheet

@@ -68,6 +68,7 @@ def test_rsn_eval_gt_and_detection_file(tiny_path, tmp_path, capsys):
     m = json.load(open(out / "metrics.json"))
     assert set(["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]) <= set(m)
     assert len(json.load(open(out / "results.json"))) == 12 and len(os.listdir(out / "overlays")) == 1
+    assert m["overlays"][-1].endswith("overlays.png") and os.path.exists(out / "overlays.png")
     out = tmp_path / "det"
     assert main(["eval", "--weights", tiny_path, "--ann", ann, "--images", images, "--boxes", dets,
                  "--recipe", "mmpose", "--no-flip", "--oks-nms", "--out", str(out)]) == 0

@@ -64,7 +64,7 @@ def evaluate_coco(estimator: PoseEstimator, ann: str | dict, images_dir: str, bo
       ann: annotation file (path or dict). images_dir: folder of the ``file_name`` images.
       boxes: ``"gt"`` or a detection file (COCO results format); ``score_threshold`` filters it.
       out_dir: if given, writes ``results.json`` (COCO results), ``metrics.json`` and
-        ``overlays/*.png`` for the first ``num_overlays`` images.
+        ``overlays/*.png`` + the grid ``overlays.png`` for the first ``num_overlays`` images.
       use_nms: OKS-NMS per image (off by default, as the references).
       image_reader: path -> image or None (tests substitute synthetic images).
     Returns the metrics dict (the 10 COCO stats, counts, settings).
@@ -133,16 +133,35 @@ def evaluate_coco(estimator: PoseEstimator, ann: str | dict, images_dir: str, bo
         print(coco_eval.format_table(metrics), flush=True)
     if out_dir:
         io_utils.write_json(os.path.join(out_dir, "results.json"), results, indent=None)
-        io_utils.write_json(os.path.join(out_dir, "metrics.json"), metrics)
         if overlays:
-            from rsn_tf.visualize import draw_poses
-            for img_id, poses in overlays:
-                im = images[img_id]
-                image = read_image(os.path.join(images_dir, im["file_name"]))
-                name = os.path.splitext(os.path.basename(im["file_name"]))[0]
-                with io_utils.atomic_path(os.path.join(out_dir, "overlays", f"{name}.png")) as tmp:
-                    cv2.imwrite(tmp, draw_poses(image, poses, spec, min_box_score=OVERLAY_MIN_BOX_SCORE))
+            metrics["overlays"] = write_overlays(overlays, images, images_dir, spec, out_dir)
+        io_utils.write_json(os.path.join(out_dir, "metrics.json"), metrics)
     return metrics
+
+
+def write_overlays(overlays, images: dict, images_dir: str, spec, out_dir: str) -> list[str]:
+    """Draw [(image_id, poses)] into ``out_dir/overlays/<name>.png`` and a grid ``out_dir/overlays.png``."""
+    from rsn_tf.visualize import draw_poses, tile_images
+
+    paths, pictures = [], []
+    for img_id, poses in overlays:
+        im = images[img_id]
+        image = read_image(os.path.join(images_dir, im["file_name"]))
+        if image is None:
+            continue
+        pic = draw_poses(image, poses, spec, min_box_score=OVERLAY_MIN_BOX_SCORE)
+        name = os.path.splitext(os.path.basename(im["file_name"]))[0]
+        path = os.path.join(out_dir, "overlays", f"{name}.png")
+        with io_utils.atomic_path(path) as tmp:
+            cv2.imwrite(tmp, pic)
+        paths.append(path)
+        pictures.append(pic)
+    if pictures:
+        path = os.path.join(out_dir, "overlays.png")
+        with io_utils.atomic_path(path) as tmp:
+            cv2.imwrite(tmp, tile_images(pictures, cols=4))
+        paths.append(path)
+    return paths
 
 
 def evaluate_mpii(estimator: PoseEstimator, ann: str, images_dir: str, out_dir: str | None = None,
@@ -197,8 +216,9 @@ def evaluate_mpii(estimator: PoseEstimator, ann: str, images_dir: str, out_dir: 
 def evaluate_and_draw(model_path, ann: str, images_dir: str, out_dir: str, num_overlays: int = 8,
                       boxes: str = "gt", **estimator_kwargs) -> dict:
     """The demo's evaluation step: evaluate ``model_path`` (a .keras file or a model) on a COCO-format
-    set, write results/metrics JSON, ``metrics.md`` (the table) and ``overlays/*.png`` for the
-    first ``num_overlays`` images. Returns the metrics dict."""
+    set, write results/metrics JSON, ``metrics.md`` (the table), ``overlays/*.png`` for the
+    first ``num_overlays`` images and their grid ``overlays.png``. Returns the metrics dict
+    (``metrics["overlays"]``: the PNG paths, the grid last)."""
     estimator = PoseEstimator(model_path, **estimator_kwargs)
     metrics = evaluate_coco(estimator, ann, images_dir, boxes=boxes, out_dir=out_dir, num_overlays=num_overlays)
     io_utils.write_text(os.path.join(out_dir, "metrics.md"), coco_eval.format_table(metrics) + "\n")
