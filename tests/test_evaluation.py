@@ -303,3 +303,28 @@ def test_draw_poses_shows_confidence_and_skips_low_boxes():
     assert img.max() == 0  # the input is not modified
     pose.box_score = 0.1
     assert draw_poses(img, [pose], COCO, min_box_score=0.3).max() == 0
+
+
+def test_custom_keypoint_set_end_to_end_with_oracle():
+    """A 5-keypoint COCO-format set with its own sigmas: the oracle through PoseEstimator still gives
+    AP >= 0.98 (K, flip pairs and sigmas all come from the dataset/spec, nothing assumes 17)."""
+    from rsn_tf.keypoints import spec_from_coco_category
+    ann, images = coco_sample()
+    data, _ = load_coco(ann)
+    data = json.loads(json.dumps(data))
+    keep = [0, 5, 6, 11, 12]  # nose, shoulders, hips
+    cat = data["categories"][0]
+    cat["keypoints"] = [cat["keypoints"][i] for i in keep]
+    cat["skeleton"] = [[2, 3], [4, 5], [2, 4], [3, 5]]
+    cat["sigmas"] = [COCO.sigmas[i] for i in keep]
+    for a in data["annotations"]:
+        k = np.asarray(a["keypoints"]).reshape(-1, 3)[keep]
+        a["keypoints"] = k.reshape(-1).tolist()
+        a["num_keypoints"] = int((k[:, 2] > 0).sum())
+    spec = spec_from_coco_category(cat, sigmas=cat["sigmas"])
+    assert spec.flip_pairs == ((1, 2), (3, 4))
+    cfg = oracle_config(5)
+    oracle = OracleModel(cfg, spec.flip_permutation())
+    est = PoseEstimator(oracle, config=cfg, keypoints=spec)
+    m = evaluate_coco(est, data, images, verbose=False, image_reader=_coordinate_reader(data, images, oracle))
+    assert m["AP"] >= 0.98 and m["num_results"] == len(labelled_persons(data))
