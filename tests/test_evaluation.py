@@ -217,6 +217,9 @@ def test_box_clipping_and_gt_filter():
     kept, clipped, dropped = sanitize_boxes([PersonBox((-5, 0, 20, 20)), PersonBox((500, 0, 5, 5)),
                                              PersonBox((10, 10, 20, 20), 0.7)], 100, 100)
     assert (len(kept), clipped, dropped) == (2, 1, 1) and kept[1].score == 0.7
+    kept, clipped, dropped = sanitize_boxes([PersonBox((-5, 0, 20, 20)), PersonBox((500, 0, 5, 5))], 100, 100,
+                                            clip=False)  # detections: kept as they are, unless outside
+    assert (len(kept), clipped, dropped) == (1, 0, 1) and kept[0].xywh == (-5, 0, 20, 20)
     ann, _ = coco_sample()
     data, _ = load_coco(ann)
     boxes = gt_boxes(data)

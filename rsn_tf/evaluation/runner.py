@@ -93,7 +93,8 @@ def evaluate_coco(estimator: PoseEstimator, ann: str | dict, images_dir: str, bo
             if image is None:
                 missing.append(im.get("file_name", str(img_id)))
                 continue
-            kept, clipped, dropped = sanitize_boxes(box_map.get(img_id, []), image.shape[1], image.shape[0])
+            kept, clipped, dropped = sanitize_boxes(box_map.get(img_id, []), image.shape[1], image.shape[0],
+                                                    clip=kind == "gt")
             stats["clipped"] += clipped
             stats["dropped"] += dropped
             stats["boxes"] += len(kept)

@@ -61,13 +61,23 @@ def clip_box(xywh, width: int, height: int, min_size: float = 1.0):
     return (x1, y1, x2 - x1, y2 - y1)
 
 
-def sanitize_boxes(boxes: list[PersonBox], width: int, height: int) -> tuple[list[PersonBox], int, int]:
-    """Clip boxes to the image and drop empty ones. Returns (kept, n_clipped, n_dropped)."""
+def sanitize_boxes(boxes: list[PersonBox], width: int, height: int, clip: bool = True
+                   ) -> tuple[list[PersonBox], int, int]:
+    """Drop boxes with less than 1 px inside the image (or non-finite); with ``clip``, clip the rest
+    to the image. Returns (kept, n_clipped, n_dropped).
+
+    The references clip ground-truth boxes (mmpose: ``x2 = clip(x + w, 0, W - 1)``) but use detection
+    boxes as they are, so evaluation clips GT boxes only; a detection that only partly leaves the
+    image keeps its centre and size.
+    """
     kept, clipped, dropped = [], 0, 0
     for b in boxes:
         c = clip_box(b.xywh, width, height)
         if c is None:
             dropped += 1
+            continue
+        if not clip:
+            kept.append(b)
             continue
         if not np.allclose(c, b.xywh, atol=1e-3):
             clipped += 1
