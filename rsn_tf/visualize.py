@@ -31,11 +31,11 @@ def keypoint_confidence(scores) -> np.ndarray:
     return np.clip(np.asarray(scores, np.float32) - 0.5, 0.0, 1.0)
 
 
-def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float = 0.2,
+def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float = 0.0,
                draw_boxes: bool = True, min_box_score: float = 0.0) -> np.ndarray:
     """Draw ``poses`` (objects with keypoints [K, 2], keypoint_scores [K], box, score) on a copy of
-    ``image`` (BGR uint8). Limbs are drawn when both ends' confidence >= ``limb_threshold``; every
-    keypoint is drawn, radius and opacity growing with its confidence. Poses whose ``box_score`` is
+    ``image`` (BGR uint8). Limbs are drawn when both ends' confidence >= ``limb_threshold`` (default:
+    all); every keypoint is drawn, radius and opacity growing with its confidence. Poses whose ``box_score`` is
     below ``min_box_score`` are left out (low-score detections clutter a picture)."""
     img = np.ascontiguousarray(image, dtype=np.uint8).copy()
     h, w = img.shape[:2]
@@ -77,7 +77,7 @@ def draw_poses(image, poses: Sequence, spec: KeypointSpec, limb_threshold: float
             centre = (cx - x0, cy - y0)
             cv2.circle(layer, centre, radius, _side(spec.names[j]), -1, cv2.LINE_AA)
             cv2.circle(layer, centre, radius, (255, 255, 255), 1, cv2.LINE_AA)
-            alpha = 0.25 + 0.75 * float(conf[j])
+            alpha = 0.45 + 0.55 * float(conf[j])
             img[y0:y1, x0:x1] = cv2.addWeighted(layer, alpha, roi, 1 - alpha, 0)
     return img
 
