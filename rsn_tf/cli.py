@@ -15,7 +15,10 @@ import sys
 COMMANDS = {
     "demo": "rsn_tf.commands.demo",
     "complexity": "rsn_tf.commands.complexity",
+    "synth": "rsn_tf.commands.synth",
     "convert-mmpose": "rsn_tf.commands.convert_mmpose",
+    "infer": "rsn_tf.commands.infer",
+    "eval": "rsn_tf.commands.eval",
 }
 
 
