@@ -16,6 +16,9 @@ COMMANDS = {
     "demo": "rsn_tf.commands.demo",
     "complexity": "rsn_tf.commands.complexity",
     "synth": "rsn_tf.commands.synth",
+    "convert-mmpose": "rsn_tf.commands.convert_mmpose",
+    "infer": "rsn_tf.commands.infer",
+    "eval": "rsn_tf.commands.eval",
     "export": "rsn_tf.commands.export",
     "bench": "rsn_tf.commands.bench",
 }

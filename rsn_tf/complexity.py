@@ -79,3 +79,25 @@ def format_table(rows: list[Complexity]) -> str:
                  "them (spec 2.2). The *_paper presets (planes-based branch width, expansion 4, [5,5,6,3]) "
                  "reproduce the paper's complexity.")
     return "\n".join(lines)
+
+
+def profiler_macs(model: keras.Model) -> int:
+    """Independent check of :func:`count_macs`: TF's graph profiler on the frozen inference graph.
+
+    Counts the float ops of Conv2D, DepthwiseConv2dNative and MatMul nodes for one image and
+    halves them (the profiler counts a multiply-add as 2 FLOPs). Slower than ``count_macs``.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2_as_graph
+
+    spec = tf.TensorSpec([1, *model.input.shape[1:]], tf.float32)
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    _, graph_def = convert_variables_to_constants_v2_as_graph(fn)
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    opts = builder(builder.float_operation()).with_empty_output().build()
+    opts["account_type_regexes"] = ["Conv2D", "DepthwiseConv2dNative", "MatMul"]
+    with tf.Graph().as_default() as graph:
+        tf.graph_util.import_graph_def(graph_def, name="")
+        prof = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op",
+                                             options=opts)
+    return int(prof.total_float_ops) // 2

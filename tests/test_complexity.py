@@ -42,3 +42,13 @@ def test_cli_json_and_table(capsys):
 def test_cli_unknown_preset_is_clear_error(capsys):
     assert main(["complexity", "--preset", "rsn19"]) == 2
     assert "unknown preset 'rsn19'" in capsys.readouterr().err
+
+
+def test_mac_count_agrees_with_tf_profiler():
+    """The analytic count equals TF's own profiler on the frozen graph (incl. PRM dense/depthwise)."""
+    from rsn_tf.complexity import count_macs, profiler_macs
+    from rsn_tf.model import ModelConfig, RSNModel
+
+    model = RSNModel(ModelConfig(input_size=(64, 64), num_blocks=(1, 1, 1, 1), unit_channels=32, num_keypoints=5,
+                                 num_stages=2, prm="mmpose", prm_heads="all"))
+    assert profiler_macs(model) == count_macs(model) > 0

@@ -82,3 +82,34 @@ def _fit(image, cell):
     y0, x0 = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
     out[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
     return out
+
+
+def training_crops_sheet(data_cfg, model_cfg, out_png: str, num: int = 16, cols: int = 8, seed: int = 0,
+                         split: str = "train") -> str:
+    """PNG grid of ``num`` crops as the network sees them (augmented for ``split="train"``), keypoints drawn.
+
+    Runs :class:`rsn_tf.data.pipeline.SampleMaker` directly (no TensorFlow): the same crops and
+    targets ``build_dataset`` would yield for ``seed``; the drawn keypoints are the ones the targets encode.
+    """
+    from rsn_tf.data.pipeline import SampleMaker, load_instances
+
+    inst = load_instances(data_cfg, split)
+    maker = SampleMaker(inst, data_cfg, model_cfg, train=split == "train", seed=seed)
+    order = np.random.default_rng([seed, 0, 0]).permutation(len(inst)) if split == "train" else np.arange(len(inst))
+    h, w = model_cfg.input_size
+    tiles = []
+    for n, index in enumerate(order[:num]):
+        crop, heatmaps, weights, visible, *_ = maker(index, n)
+        kp, _ = maker.codec.decode(heatmaps[-1])  # the keypoints the finest target encodes
+        tiles.append(draw_instances(crop, kp[None], visible[None], np.array([[0, 0, w - 1, h - 1]]), inst.spec))
+    cols = max(1, min(cols, len(tiles)))
+    rows = -(-len(tiles) // cols)
+    sheet = np.full((rows * h, cols * w, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = t
+    with atomic_path(out_png) as tmp:
+        if not cv2.imwrite(tmp + ".png", sheet):
+            raise ValueError(f"{out_png}: could not write PNG")
+        os.replace(tmp + ".png", tmp)
+    return out_png

@@ -342,3 +342,22 @@ def make_synthetic_dataset(out_dir: str, num_images: int = 200, seed: int = 0, v
             categories=[coco_category()], **split), indent=None)
         summary[name] = {"ann": path, "images": len(split["images"]), "instances": len(split["annotations"])}
     return summary
+
+
+def make_synthetic_demo(out_dir: str, num_images: int = 200, seed: int = 0, model_cfg=None) -> dict:
+    """The synthetic dataset plus two pictures of it, for the demo and for a first look.
+
+    Writes ``out_dir/images/``, ``out_dir/person_keypoints_{train,val}.json``, ``out_dir/synth_sheet.png``
+    (train images with their annotations) and ``out_dir/synth_train_crops.png`` (augmented 256x192
+    training crops as the network sees them, with the keypoints their targets encode).
+    Returns {"dataset": summary, "sheet": path, "crops": path}.
+    """
+    from rsn_tf.data.config import synthetic_data_config
+    from rsn_tf.data.contact_sheet import contact_sheet, training_crops_sheet
+    from rsn_tf.model.config import preset_config
+
+    summary = make_synthetic_dataset(out_dir, num_images, seed)
+    sheet = contact_sheet(summary["train"]["ann"], summary["images_dir"], os.path.join(out_dir, "synth_sheet.png"))
+    crops = training_crops_sheet(synthetic_data_config(out_dir), model_cfg or preset_config("rsn18"),
+                                 os.path.join(out_dir, "synth_train_crops.png"), seed=seed)
+    return {"dataset": summary, "sheet": sheet, "crops": crops}
