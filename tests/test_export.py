@@ -183,6 +183,25 @@ def test_saved_model_signatures(exported):
     assert np.abs(out["heatmaps"].numpy() - ref).max() <= 1e-4 * np.abs(ref).max()
 
 
+def test_exported_models_run_in_pose_estimator(exported):
+    """Any export plugs into PoseEstimator (shared boxes/crops/flip/decode/inverse affine)."""
+    import cv2
+
+    from rsn_tf.export.exporter import load_exported_estimator
+    from rsn_tf.inference import PoseEstimator
+
+    image = cv2.imread(shared_path("data", "coco_sample", "000000000785.jpg"))
+    boxes = np.array([[280.79, 44.73, 218.7, 346.68]], np.float32)
+    ref = PoseEstimator(exported["model"]).predict(image, boxes)[0]
+    for fmt in ("tflite_fp32", "onnx", "tflite_int8"):
+        pose = load_exported_estimator(exported["out"], fmt).predict(image, boxes)[0]
+        assert pose.keypoints.shape == ref.keypoints.shape
+        if fmt != "tflite_int8":  # fp32 exports: the same keypoints up to float rounding
+            np.testing.assert_allclose(pose.keypoints, ref.keypoints, atol=1e-2)
+    with pytest.raises(ValueError, match="tflite_int4"):
+        load_exported_estimator(exported["out"], "tflite_int4")
+
+
 # ------------------------------------------------------------------------------------------ bench
 def test_bench_runs_and_output_well_formed(exported):
     from rsn_tf.bench.run import run_benchmark

@@ -191,18 +191,36 @@ def in_graph_decode_agreement(kpts_graph, scores_graph, kpts_codec, scores_codec
 def load_model(weights: str | None = None, preset: str | None = None, input_size: str | None = None):
     """An RSNModel from a ``.keras`` file, or a preset with random weights (for speed work only)."""
     if weights:
-        import keras
+        from rsn_tf.inference.estimator import load_model as load_keras
 
-        import rsn_tf.model  # noqa: F401  registers the custom layers for loading
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"model file not found: {weights}")
-        model = keras.models.load_model(weights, compile=False)
+        model = load_keras(weights)
         if not hasattr(model, "rsn_config"):
             raise ValueError(f"{weights}: not an rsn_tf RSN model (no rsn_config)")
         return model
     from rsn_tf.model import build_rsn
 
     return build_rsn(preset, input_size=input_size, metadata={"weights": "random (untrained)"})
+
+
+def load_exported_estimator(out_dir: str, fmt: str = "tflite_int8", threads: int = 1, **estimator_kwargs):
+    """A :class:`rsn_tf.inference.PoseEstimator` running export ``fmt`` of ``out_dir``.
+
+    Boxes, crops, flip test, decoding and the inverse affine are the estimator's shared numpy code; only
+    the network call is the exported model (``rsn_tf.export.runtimes``). Config and keypoint metadata come
+    from ``out_dir/manifest.json``.
+    """
+    from rsn_tf.export.runtimes import load_runner
+    from rsn_tf.inference.estimator import PoseEstimator, resolve_keypoint_spec
+    from rsn_tf.io_utils import read_json
+    from rsn_tf.model import ModelConfig
+
+    manifest = read_json(os.path.join(out_dir, "manifest.json"), "export manifest")
+    if fmt not in manifest.get("formats", {}):
+        raise ValueError(f"{out_dir}: no {fmt!r} export (have {sorted(manifest.get('formats', {}))})")
+    config = ModelConfig.from_dict(manifest["config"])
+    runner = load_runner(RUNTIME_OF[fmt], artifact_path(out_dir, fmt), threads=threads)
+    estimator_kwargs.setdefault("keypoints", resolve_keypoint_spec(config.num_keypoints, manifest.get("metadata")))
+    return PoseEstimator(runner.predict, config=config, **estimator_kwargs)
 
 
 def export_and_report(model, out_dir: str, formats, calibration: np.ndarray, check_sets: dict[str, np.ndarray],
