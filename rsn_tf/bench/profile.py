@@ -23,7 +23,8 @@ def stage_cuts(deployed) -> list[tuple[str, str]]:
     names = {layer.name for layer in deployed.layers}
     cuts = [("stem (7x7/2 conv + pool)", "stem_pool")]
     for level in range(4):
-        cuts.append((f"level {level + 1} ({cfg.num_blocks[level]} blocks)", f"s0_layer{level + 1}_b{cfg.num_blocks[level] - 1}_out"))
+        n = cfg.num_blocks[level]
+        cuts.append((f"level {level + 1} ({n} blocks)", f"s0_layer{level + 1}_b{n - 1}_out"))
     cuts.append(("global net (4 units)", f"s{cfg.num_stages - 1}_up4_relu"))
     cuts.append(("final head", deployed.layers[-1].name))
     missing = [n for _, n in cuts if n not in names]

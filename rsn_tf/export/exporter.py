@@ -74,12 +74,11 @@ def export_model(model, out_dir: str, formats, representative: np.ndarray, valid
 
     representative: normalised crops [M,H,W,3] float32 for int8 calibration. validation: normalised
     crops [V,H,W,3] the exports are checked on. input_order: channel order of the SavedModel's uint8
-    ``images`` ("bgr", the project's OpenCV convention, or "rgb"). Returns (and writes) the manifest; raises ValueError if
-    any export fails validation (after writing the manifest).
+    ``images`` ("bgr", the project's OpenCV convention, or "rgb"). Returns (and writes) the manifest;
+    raises ValueError if any export fails validation (after writing the manifest).
     """
     from rsn_tf.complexity import count_macs
     from rsn_tf.export.graph import deploy_model, num_resizes
-    from rsn_tf.export.runtimes import load_runner
     from rsn_tf.model import inference_model
 
     formats = parse_formats(formats)
@@ -89,6 +88,8 @@ def export_model(model, out_dir: str, formats, representative: np.ndarray, valid
     scale = float(np.abs(reference).max()) or 1.0
     deployed = deploy_model(model)
     rewrite = float(np.abs(deployed.predict(validation, verbose=0, batch_size=8) - reference).max()) / scale
+    if not rewrite <= VALIDATION["saved_model"][1]:  # the deploy rewrites are exact up to float rounding
+        raise ValueError(f"deploy graph differs from the model: relative max difference {rewrite:.2e}")
     resizes = num_resizes(deployed)
     manifest = {
         "model": model.name, "config": model.rsn_config.to_dict(), "metadata": model.metadata,
@@ -105,8 +106,7 @@ def export_model(model, out_dir: str, formats, representative: np.ndarray, valid
         _export_one(fmt, deployed, path, representative, decode_kernel, opset, input_order)
         entry = {"path": os.path.relpath(path, out_dir), "bytes": file_size(path),
                  "export_s": round(time.perf_counter() - t0, 1)}
-        entry.update(_validate(fmt, path, deployed, validation, reference, resizes, decode_kernel, input_order,
-                               load_runner))
+        entry.update(_validate(fmt, path, deployed, validation, reference, resizes, decode_kernel, input_order))
         manifest["formats"][fmt] = entry
         status = "ok" if entry["ok"] else "FAILED: " + "; ".join(entry["problems"])
         log(f"[export] {fmt}: {entry['bytes'] / 1e6:.2f} MB, heatmap diff rel max {entry['heatmap_rel_max']:.2e} "
@@ -130,7 +130,9 @@ def _export_one(fmt, deployed, path, representative, decode_kernel, opset, input
         export_onnx(deployed, path, opset)
 
 
-def _validate(fmt, path, deployed, validation, reference, resizes, decode_kernel, input_order, load_runner) -> dict:
+def _validate(fmt, path, deployed, validation, reference, resizes, decode_kernel, input_order) -> dict:
+    from rsn_tf.export.runtimes import load_runner
+
     problems = []
     ops = None
     if fmt.startswith("tflite_"):

@@ -7,7 +7,7 @@ Data flow of an exported model::
 
 - :func:`deploy_model` is the trained network rewritten for inference: only the final (finest) head, and
   the global net's 1x1 ``up_conv``+BN moved before the align-corners upsample
-  (``ModelConfig.upconv_before_resize``). Both are exact: same weights, same outputs up to float
+  (``ModelConfig.upconv_before_resize``). All are exact: same weights, same outputs up to float
   rounding (a per-pixel affine map commutes with an interpolation whose weights sum to 1), and
   RSN-18 drops from 2.14 to 1.94 GMACs. The stem's 7x7 stride-2 conv on 3 channels becomes a 2x2
   space-to-depth and a 4x4 stride-1 conv on 12 channels (``ModelConfig.stem_space_to_depth``): exact,
@@ -32,7 +32,6 @@ import tensorflow as tf
 
 from rsn_tf.codec import PEAK
 from rsn_tf.model import RSNModel, copy_weights_by_name, inference_model
-from rsn_tf.model.config import ModelConfig
 from rsn_tf.model.layers import ResizeAlignCorners
 
 
