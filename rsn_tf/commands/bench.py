@@ -1,6 +1,7 @@
 """rsn bench: persons per second per runtime x threads x batch, beside a peer TFLite model and the matmul roofline."""
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
@@ -28,27 +29,24 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from rsn_tf.bench.report import markdown
     from rsn_tf.bench.run import run_benchmark
     from rsn_tf.export.exporter import load_model
 
     if args.rounds < 1 or args.block_seconds <= 0 or args.warmup < 0:
         raise ValueError("--rounds must be >= 1, --block-seconds > 0, --warmup >= 0")
     if args.weights:
-        model = load_model(args.weights)
-        models = {model.metadata.get("preset", "model") + "_trained": model}
+        models = {os.path.splitext(os.path.basename(args.weights))[0]: load_model(args.weights)}
     else:
         names = [s.strip() for s in args.preset.split(",") if s.strip()]
         models = {name: load_model(preset=name, input_size=args.input) for name in names}
+    # The command line as typed, for the report (empty when called as a library, e.g. from tests).
     command = "rsn " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("rsn", "__main__.py")) \
         else ""
     result = run_benchmark(models, args.out, args.runtimes, args.threads, args.batch, args.peer_tflite,
                            args.rounds, args.block_seconds, args.warmup, args.reuse, command)
-    from rsn_tf.bench.report import markdown
-
     print(markdown(result))
     if args.profile:
-        import os
-
         from rsn_tf.bench.profile import profile_stages
         from rsn_tf.export.crops import synthetic_crops
 
