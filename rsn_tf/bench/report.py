@@ -22,7 +22,7 @@ def markdown(result: dict) -> str:
              "- GFLOP/s = 2 x MACs x pps; roofline = numpy fp32 1024x1024 matmul GFLOP/s in the same process; "
              "mem = resident-set growth while loading + warming up that model", ""]
     peers = sorted({name for r in result["records"] for name in r["ratio_to_peer"]})
-    head = "| model | runtime | threads | batch | pps [IQR] | ms/batch | GMACs | GFLOP/s | % roofline | file MB | mem MB |"
+    head = "| model | runtime | threads | batch | pps [IQR] | ms/batch | GMACs | GFLOP/s | % fp32 roofline | file MB | mem MB |"
     sep = "|---|---|---|---|---|---|---|---|---|---|---|"
     for name in peers:
         head += f" × {name} |"
