@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
+
+for _module in ("ai_edge_litert", "onnxruntime", "tf2onnx"):  # the "export" extra of setup.py
+    pytest.importorskip(_module)
 from rsn_tf.codec import MegviiHeatmapCodec
 from rsn_tf.complexity import count_macs
 from rsn_tf.export.exporter import FORMATS, parse_formats
