@@ -133,6 +133,7 @@ def test_op_lists_native_one_resize_per_resize(exported):
         ops = f[fmt]["ops"]
         assert ops["RESIZE_BILINEAR"] == 3 and "TILE" not in ops and ops["SPACE_TO_DEPTH"] == 1
         assert not [o for o in ops if "FLEX" in o.upper() or "CUSTOM" in o.upper()]
+        assert f[fmt]["xnnpack_partitions"] == 1  # the whole graph is one XNNPACK subgraph
     # int8: every conv is integer, the only float boundary is one QUANTIZE in and one DEQUANTIZE out
     assert f["tflite_int8"]["ops"].get("QUANTIZE") == 1 and f["tflite_int8"]["ops"].get("DEQUANTIZE") == 1
     assert f["onnx"]["ops"]["Resize"] == 3 and "Tile" not in f["onnx"]["ops"]

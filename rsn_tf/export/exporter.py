@@ -135,16 +135,19 @@ def _validate(fmt, path, deployed, validation, reference, resizes, decode_kernel
 
     problems = []
     ops = None
+    partitions = None
     if fmt.startswith("tflite_"):
-        from rsn_tf.export.tflite import check_ops, op_counts
+        from rsn_tf.export.tflite import check_ops, op_counts, xnnpack_partitions
         ops = op_counts(path)
         problems += check_ops(ops, resizes, os.path.basename(path))
+        partitions = xnnpack_partitions(path)
     elif fmt == "onnx":
         from rsn_tf.export.onnx import check_onnx_ops, onnx_op_counts
         ops = onnx_op_counts(path)
         problems += check_onnx_ops(ops, resizes, os.path.basename(path))
     out = load_runner(RUNTIME_OF[fmt], path, batch=len(validation)).predict(validation)
-    entry = {"ops": ops, "heatmap_rel_max": float("inf"), "heatmap_mean_over_range": float("inf")}
+    entry = {"ops": ops, "xnnpack_partitions": partitions, "heatmap_rel_max": float("inf"),
+             "heatmap_mean_over_range": float("inf")}
     if out.shape != reference.shape or not np.all(np.isfinite(out)):
         problems.append(f"{fmt}: output shape {out.shape} / finite={np.all(np.isfinite(out))}, "
                         f"expected {reference.shape} finite")

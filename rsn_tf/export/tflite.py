@@ -81,6 +81,16 @@ def op_counts(model_path: str) -> dict[str, int]:
     return dict(collections.Counter(op["op_name"] for op in interp._get_ops_details()))
 
 
+def xnnpack_partitions(model_path: str) -> int:
+    """Delegate partitions XNNPACK makes of the model (1 = the whole graph runs as one XNNPACK subgraph;
+    more means ops it could not take split the graph and run in the reference kernels between)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=model_path)
+    interp.allocate_tensors()
+    return sum(1 for op in interp._get_ops_details() if op["op_name"] == "DELEGATE")
+
+
 def check_ops(ops: dict[str, int], expected_resizes: int, path: str = "model") -> list[str]:
     """Problems with an op list: Flex/custom ops, TILE, RESIZE_BILINEAR count != ``expected_resizes``."""
     problems = []
