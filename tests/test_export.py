@@ -242,7 +242,7 @@ def test_bad_arguments_are_named():
 
     assert parse_formats("all") == list(FORMATS)
     assert parse_formats("onnx,tflite_int8,onnx") == ["onnx", "tflite_int8"]
-    assert "tflite_int8_io" not in parse_formats("all") and parse_formats("tflite_int8_io") == ["tflite_int8_io"]
+    assert "tflite_int8_io" not in parse_formats("all") and "onnx_int8" not in parse_formats("all")
     with pytest.raises(ValueError, match="tflite_int4"):
         parse_formats("tflite_int4")
     with pytest.raises(ValueError, match="--threads"):
@@ -258,17 +258,21 @@ def test_export_cli_single_format(tmp_path):
     path = os.path.join(tmp_path, "tiny.keras")
     _tiny_model().save(path)
     out = os.path.join(tmp_path, "out")
-    rc = main(["export", "--weights", path, "--out", out, "--formats", "onnx,tflite_int8_io", "--calib-count", "2",
+    rc = main(["export", "--weights", path, "--out", out, "--formats", "onnx,tflite_int8_io,onnx_int8",
+               "--calib-count", "2",
                "--check-coco", "none", "--check-synth", "1"])
     assert rc == 0
     report = json.load(open(os.path.join(out, "agreement.json")))
     assert list(report["sets"]) == ["synthetic"] and report["sets"]["synthetic"]["onnx"]["target"]["ok"]
-    assert set(report["sets"]["synthetic"]) == {"onnx", "tflite_int8_io"}
+    assert set(report["sets"]["synthetic"]) == {"onnx", "tflite_int8_io", "onnx_int8"}
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    q_ops = manifest["formats"]["onnx_int8"]["ops"]
+    assert q_ops.get("QuantizeLinear", 0) > 0 and q_ops.get("DequantizeLinear", 0) > 0 and q_ops["Resize"] == 3
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=os.path.join(out, "rsn_int8_io.tflite"))
     assert interp.get_input_details()[0]["dtype"] == np.int8 and interp.get_output_details()[0]["dtype"] == np.int8
-    ops = json.load(open(os.path.join(out, "manifest.json")))["formats"]["tflite_int8_io"]["ops"]
+    ops = manifest["formats"]["tflite_int8_io"]["ops"]
     assert "QUANTIZE" not in ops and "DEQUANTIZE" not in ops
 
 

@@ -22,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-RUNTIMES = ("keras", "saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "tflite_int8_io", "onnx")
+RUNTIMES = ("keras", "saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "tflite_int8_io", "onnx", "onnx_int8")
 
 
 def parse_list(text, what: str, allowed=None, cast=str) -> list:

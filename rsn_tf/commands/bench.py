@@ -15,7 +15,8 @@ def add_arguments(p):
     p.add_argument("--input", default=None, help="input size HxW for presets (default 256x192)")
     p.add_argument("--out", required=True, help="output directory (bench.json, bench.md, bench.png, models/)")
     p.add_argument("--runtimes", default="keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx",
-                   help="comma list of keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,tflite_int8_io,onnx")
+                   help="comma list of keras,saved_model,tflite_fp32,tflite_fp16,tflite_int8,tflite_int8_io,"
+                        "onnx,onnx_int8")
     p.add_argument("--threads", default="1", help="comma list of thread counts (default 1)")
     p.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
     p.add_argument("--peer-tflite", nargs="*", default=[], metavar="PATH",

@@ -16,7 +16,8 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--formats", default="all",
                    help="'all' or a comma list of saved_model,tflite_fp32,tflite_fp16,tflite_int8,onnx "
-                        "(and tflite_int8_io: int8 input/output tensors, only when named)")
+                        "(and, only when named: tflite_int8_io = int8 input/output tensors, "
+                        "onnx_int8 = onnxruntime QDQ int8)")
     p.add_argument("--calib-coco", default=None, help="int8 calibration from a COCO keypoints json (a user's dataset)")
     p.add_argument("--calib-images", default=None, help="image folder of --calib-coco (default: beside the json)")
     p.add_argument("--calib-synth", default=None, help="int8 calibration from a synthetic set written by 'rsn synth'")

@@ -24,6 +24,7 @@ TARGETS = {
     "onnx": ("heatmap_rel_max", 1e-4),
     "tflite_int8": ("keypoint_mean_hm_px", 1.0),
     "tflite_int8_io": ("keypoint_mean_hm_px", 1.0),
+    "onnx_int8": ("keypoint_mean_hm_px", 1.0),
 }
 
 

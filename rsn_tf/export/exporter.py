@@ -8,6 +8,7 @@ Layout of ``out_dir``::
     rsn_int8.tflite           TFLite full-integer int8 (float I/O), per-channel
     rsn_int8_io.tflite        same with int8 input/output (only when asked for: tflite_int8_io)
     rsn.onnx                  ONNX (tf2onnx, opset 17)
+    rsn_int8.onnx             ONNX QDQ int8 (only when asked for: onnx_int8)
     manifest.json             per format: path, bytes, op counts, validation numbers, ok
     agreement.json / .md      the agreement report (see :mod:`rsn_tf.export.agreement`)
 
@@ -27,7 +28,8 @@ from rsn_tf.io_utils import write_json
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 # Formats exported only on request (not in "all"): int8 with int8 input/output tensors (no float
 # QUANTIZE/DEQUANTIZE at the ends; the caller quantises with the input tensor's scale/zero point).
-EXTRA_FORMATS = ("tflite_int8_io",)
+# onnx_int8: onnxruntime static QDQ quantisation of the ONNX export (per-channel, uint8 activations).
+EXTRA_FORMATS = ("tflite_int8_io", "onnx_int8")
 # Export-time bounds, met by any model (random weights included): (measure, bound). rel_max = max |diff| /
 # max |Keras|; mean_over_range = mean |diff| / (max - min of Keras): int8 quantisation noise against the
 # output range it is quantised over (one int8 step is 1/255 of it; 0.05 allows ~13 steps of accumulated
@@ -35,12 +37,14 @@ EXTRA_FORMATS = ("tflite_int8_io",)
 # (agreement.TARGETS).
 VALIDATION = {"saved_model": ("heatmap_rel_max", 1e-4), "tflite_fp32": ("heatmap_rel_max", 1e-4),
               "onnx": ("heatmap_rel_max", 1e-4), "tflite_fp16": ("heatmap_rel_max", 1e-2),
-              "tflite_int8": ("heatmap_mean_over_range", 0.05), "tflite_int8_io": ("heatmap_mean_over_range", 0.05)}
+              "tflite_int8": ("heatmap_mean_over_range", 0.05), "tflite_int8_io": ("heatmap_mean_over_range", 0.05),
+              "onnx_int8": ("heatmap_mean_over_range", 0.05)}
 FILES = {"saved_model": os.path.join("saved_model", "1"), "tflite_fp32": "rsn_fp32.tflite",
          "tflite_fp16": "rsn_fp16.tflite", "tflite_int8": "rsn_int8.tflite", "tflite_int8_io": "rsn_int8_io.tflite",
-         "onnx": "rsn.onnx"}
+         "onnx": "rsn.onnx", "onnx_int8": "rsn_int8.onnx"}
 RUNTIME_OF = {"saved_model": "saved_model", "tflite_fp32": "tflite", "tflite_fp16": "tflite",
-              "tflite_int8": "tflite", "tflite_int8_io": "tflite", "onnx": "onnx", "keras": "keras"}
+              "tflite_int8": "tflite", "tflite_int8_io": "tflite", "onnx": "onnx", "onnx_int8": "onnx",
+              "keras": "keras"}
 
 
 def parse_formats(text: str | list[str]) -> list[str]:
@@ -128,6 +132,12 @@ def _export_one(fmt, deployed, path, representative, decode_kernel, opset, input
     elif fmt == "onnx":
         from rsn_tf.export.onnx import export_onnx
         export_onnx(deployed, path, opset)
+    elif fmt == "onnx_int8":
+        import tempfile
+
+        from rsn_tf.export.onnx import export_onnx, quantize_onnx
+        with tempfile.TemporaryDirectory(prefix="rsn_onnx_") as tmp:
+            quantize_onnx(export_onnx(deployed, os.path.join(tmp, "fp32.onnx"), opset), path, representative)
 
 
 def _validate(fmt, path, deployed, validation, reference, resizes, decode_kernel, input_order) -> dict:
@@ -141,7 +151,7 @@ def _validate(fmt, path, deployed, validation, reference, resizes, decode_kernel
         ops = op_counts(path)
         problems += check_ops(ops, resizes, os.path.basename(path))
         partitions = xnnpack_partitions(path)
-    elif fmt == "onnx":
+    elif fmt.startswith("onnx"):
         from rsn_tf.export.onnx import check_onnx_ops, onnx_op_counts
         ops = onnx_op_counts(path)
         problems += check_onnx_ops(ops, resizes, os.path.basename(path))

@@ -90,6 +90,41 @@ def fold_split_transposes(model) -> int:
     return folded
 
 
+def quantize_onnx(fp32_path: str, out_path: str, representative) -> str:
+    """Static int8 quantisation of an exported ONNX model with onnxruntime: QDQ format, per-channel int8
+    weights, uint8 activations (onnxruntime's fast path on x86; int8 activations ran at 0.35x BlazePose-full
+    against 0.76x for uint8 in EDGE_NOTES), calibrated on ``representative`` normalised crops [M,H,W,3]
+    (fed one by one, MinMax). Input and output stay float32."""
+    import os
+    import tempfile
+
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from rsn_tf.io_utils import atomic_path
+
+    rep = np.asarray(representative, np.float32)
+    if len(rep) == 0:
+        raise ValueError("ONNX int8 quantisation needs a representative dataset of normalised crops [M,H,W,3]")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"crops": crop[None]} for crop in rep])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    with tempfile.TemporaryDirectory(prefix="rsn_onnx_q_") as tmp:
+        pre = os.path.join(tmp, "pre.onnx")
+        # symbolic shape inference cannot follow tf2onnx's dynamic batch through Resize; ONNX's own can
+        quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
+        with atomic_path(out_path) as out:
+            quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out_path
+
+
 def onnx_op_counts(path: str) -> dict[str, int]:
     import onnx
 
