@@ -99,3 +99,15 @@ def test_level_kernel_order_matches_codec(synth):
     # a wider kernel spreads more mass around each peak
     mass = (hm > 1).sum(axis=(1, 2, 3))
     assert mass[0] > mass[3] and mass[4] > mass[7] and mass[0] > mass[4]
+
+
+def test_detection_boxes_through_the_eval_crop(synth):
+    from rsn_tf.data.instances import Instances
+
+    gt = load_instances(synth, "val")
+    det = Instances.from_boxes(gt.image_paths[:3], gt.image_ids[:3], gt.boxes[:3] + 2, gt.spec, scores=[0.9, 0.8, 0.7])
+    _, targets, meta = next(iter(build_dataset(synth, preset_config("rsn18"), "val", batch_size=8, with_meta=True,
+                                               instances=det)))
+    np.testing.assert_allclose(meta["score"].numpy(), [0.9, 0.8, 0.7])
+    np.testing.assert_allclose(meta["bbox"].numpy(), gt.boxes[:3] + 2)
+    assert not targets["weights"].numpy().any()
