@@ -40,19 +40,22 @@ def load_instances(data_cfg: DataConfig, split: str = "train") -> Instances:
         mtime = os.path.getmtime(ann)
     except OSError:
         mtime = None
-    return _load_cached(data_cfg, ann, images, mtime)
+    # key on what the readers use only, so changing e.g. the augmentation does not re-read COCO (~20 s)
+    return _load_cached(data_cfg.format, ann, images, data_cfg.keypoints, data_cfg.sigmas, data_cfg.flip_pairs,
+                        data_cfg.check_images, data_cfg.skip_bad_images, data_cfg.mpii_scale_factor,
+                        data_cfg.mpii_center_shift, mtime)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(data_cfg: DataConfig, ann: str, images: str, mtime) -> Instances:
-    if data_cfg.format == "coco":
+def _load_cached(fmt, ann, images, keypoints, sigmas, flip_pairs, check_images, skip_bad_images, mpii_scale_factor,
+                 mpii_center_shift, mtime) -> Instances:
+    if fmt == "coco":
         from rsn_tf.data.coco import load_coco
-        return load_coco(ann, images, data_cfg.keypoints, data_cfg.sigmas, data_cfg.flip_pairs,
-                         check_images=data_cfg.check_images, skip_bad_images=data_cfg.skip_bad_images)
+        return load_coco(ann, images, keypoints, sigmas, flip_pairs, check_images=check_images,
+                         skip_bad_images=skip_bad_images)
     from rsn_tf.data.mpii import load_mpii
-    return load_mpii(ann, images, data_cfg.keypoints or "mpii", check_images=data_cfg.check_images,
-                     skip_bad_images=data_cfg.skip_bad_images, scale_factor=data_cfg.mpii_scale_factor,
-                     center_shift=data_cfg.mpii_center_shift)
+    return load_mpii(ann, images, keypoints or "mpii", check_images=check_images, skip_bad_images=skip_bad_images,
+                     scale_factor=mpii_scale_factor, center_shift=mpii_center_shift)
 
 
 def num_instances(data_cfg: DataConfig, split: str = "train") -> int:
