@@ -15,10 +15,12 @@ scheduling (``map(deterministic=True)`` keeps the order).
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -30,6 +32,40 @@ from rsn_tf.data.instances import Instances
 from rsn_tf.data.preprocess import preprocess_tf
 
 log = logging.getLogger(__name__)
+
+# Interpreter exit with a live, unfinished iterator can hang (tensorflow#21277): tf.data threads that
+# enter a numpy_function after Python starts finalising never get the GIL back, and the iterator's
+# destructor waits for them. At exit (before finalisation) we stop starting new Python work and let the
+# calls in flight finish, so the tf.data threads end up waiting on their own buffers, not on the GIL.
+_EXITING = threading.Event()
+_IN_FLIGHT = [0]
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+@atexit.register
+def _drain_python_calls(timeout_s: float = 2.0) -> None:
+    _EXITING.set()
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 5:
+        with _IN_FLIGHT_LOCK:
+            busy = _IN_FLIGHT[0]
+        quiet = quiet + 1 if busy == 0 else 0
+        time.sleep(0.02)
+
+
+class _PythonCall:
+    """Counts a numpy_function body in flight; refuses to start once the interpreter is exiting."""
+
+    def __enter__(self):
+        if _EXITING.is_set():
+            raise RuntimeError("interpreter is exiting: input pipeline stopped")
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT[0] += 1
+
+    def __exit__(self, *exc):
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT[0] -= 1
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -98,7 +134,10 @@ class SampleMaker:
                             self.augment, self.aspect_ratio, self.data_cfg.test_padding)
 
     def __call__(self, index, counter):
-        index = int(index)
+        with _PythonCall():
+            return self._make(int(index), counter)
+
+    def _make(self, index: int, counter):
         inst = self.instances
         params = self.params(index, counter)
         path = inst.image_paths[index]
@@ -173,7 +212,8 @@ def build_dataset(data_cfg: DataConfig, model_cfg, split: str = "train", batch_s
 
     if shuffle and data_cfg.shuffle_buffer <= 0:
         def permutation(epoch):
-            return np.random.default_rng([seed, 0, int(epoch)]).permutation(n).astype(np.int64)
+            with _PythonCall():
+                return np.random.default_rng([seed, 0, int(epoch)]).permutation(n).astype(np.int64)
 
         def one_epoch(epoch):
             perm = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)
