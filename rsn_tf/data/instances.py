@@ -1,0 +1,54 @@
+"""One person instance per row: what the readers (COCO, MPII) produce and the input pipeline consumes."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from rsn_tf.keypoints import KeypointSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Instances:
+    """N person instances of one split, as numpy arrays (row i = instance i).
+
+    Attributes:
+      image_paths: N image file paths (absolute or relative to the working directory).
+      image_ids: [N] int64 image ids (COCO ``image_id``; MPII: index of the image name).
+      boxes: [N, 4] float32 person boxes (x, y, w, h) in image pixels, w and h > 0.
+      keypoints: [N, K, 2] float32 (x, y) image pixels; rows with ``visible == 0`` are meaningless.
+      visible: [N, K] float32 COCO visibility: 0 = unlabelled, 1 = labelled but occluded, 2 = visible.
+      areas: [N] float32 instance area in pixels^2 (COCO segmentation area; OKS uses it).
+      scores: [N] float32 box score (1 for ground truth boxes).
+      ann_ids: [N] int64 annotation ids (COCO ``id``; MPII: row index in the list).
+      spec: the keypoint layout (names, flip pairs, sigmas).
+      source: the annotation file the rows came from (for error messages).
+    """
+
+    image_paths: tuple[str, ...]
+    image_ids: np.ndarray
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    visible: np.ndarray
+    areas: np.ndarray
+    scores: np.ndarray
+    ann_ids: np.ndarray
+    spec: KeypointSpec
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.keypoints.shape[1]
+
+    def select(self, index) -> "Instances":
+        """The rows ``index`` (an int array or boolean mask)."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        return dataclasses.replace(
+            self, image_paths=tuple(self.image_paths[i] for i in index), image_ids=self.image_ids[index],
+            boxes=self.boxes[index], keypoints=self.keypoints[index], visible=self.visible[index],
+            areas=self.areas[index], scores=self.scores[index], ann_ids=self.ann_ids[index])
