@@ -76,6 +76,18 @@ class RSNCheckpoint(keras.callbacks.Callback):
         io_utils.write_json(self.state_path, {"best": self.best, "monitor": self.monitor, "last_epoch": epoch + 1})
 
 
+class LearningRateLog(keras.callbacks.Callback):
+    """Adds ``learning_rate`` (the schedule's value after the epoch) to the epoch logs; put it before
+    the CSV/TensorBoard loggers."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            try:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            except (AttributeError, TypeError, ValueError):
+                pass
+
+
 class NaNStop(keras.callbacks.Callback):
     """Like ``keras.callbacks.TerminateOnNaN``, with a message that says where and what to try.
 
@@ -168,3 +180,51 @@ class LossPlot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.is_chief:
             plot_history(self.csv_path, self.png_path, self.title)
+
+
+class ScalarLogger(keras.callbacks.Callback):
+    """TensorBoard scalars per epoch (``logs/train``, ``logs/validation``; tags ``epoch_loss`` etc.,
+    the layout of Keras' ``TensorBoard`` callback).
+
+    Writes the event files with ``tf.summary.write`` and the scalars-plugin metadata, so it needs no
+    ``tensorboard`` package (``tensorflow-cpu`` does not install it, and Keras' callback then fails);
+    ``tensorboard --logdir WORKDIR/logs`` reads them.
+    """
+
+    def __init__(self, log_dir: str, is_chief: bool = True):
+        super().__init__()
+        self.log_dir = log_dir
+        self.is_chief = is_chief
+        self._writers = {}
+
+    def _writer(self, name):
+        import tensorflow as tf
+
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(os.path.join(self.log_dir, name))
+        return self._writers[name]
+
+    def log(self, epoch: int, logs: dict) -> None:
+        if not self.is_chief:
+            return
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+        for split in ("train", "validation"):
+            items = {(k[4:] if split == "validation" else k): v for k, v in logs.items()
+                     if k.startswith("val_") == (split == "validation") and _finite(v)}
+            if not items:
+                continue
+            with self._writer(split).as_default():
+                for k, v in items.items():
+                    tf.summary.write(f"epoch_{k}", tf.constant(float(v), tf.float32), step=epoch, metadata=meta)
+            self._writer(split).flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log(epoch, dict(logs or {}))
+
+    def on_train_end(self, logs=None):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}

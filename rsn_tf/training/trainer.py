@@ -109,7 +109,7 @@ def set_precision(policy: str) -> None:
 # ----------------------------------------------------------------------------------------- data
 def default_datasets(exp: ExperimentConfig, model_cfg, batch_size: int, validation: bool):
     """(train dataset repeated forever, val dataset or None, training instance count)."""
-    from rsn_tf.data.pipeline import build_dataset, count_instances
+    from rsn_tf.data.pipeline import build_dataset, num_instances
 
     train = build_dataset(exp.data, model_cfg, split="train", batch_size=batch_size, seed=exp.train.seed,
                           shuffle=True, repeat=True)
@@ -117,7 +117,7 @@ def default_datasets(exp: ExperimentConfig, model_cfg, batch_size: int, validati
     if validation:
         val = build_dataset(exp.data, model_cfg, split="val", batch_size=batch_size, seed=exp.train.seed,
                             shuffle=False, repeat=False)
-    return train, val, count_instances(exp.data, "train")
+    return train, val, num_instances(exp.data, "train")
 
 
 def steps_per_epoch_for(train_cfg, num_instances: int | None) -> int:
@@ -168,8 +168,9 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
       workdir: output folder (see module docstring). Rerunning the same call resumes from
         ``workdir/backup``.
       overrides: ``["train.epochs=3", ...]`` applied to ``config``.
-      datasets: optional ``(train, val_or_None, num_train_instances_or_None)`` to use instead of the
-        data config (tests); ``train`` must repeat if ``steps_per_epoch`` is set.
+      datasets: optional ``(train, val_or_None, num_train_instances_or_None)``, or a function
+        ``fn(batch_size) -> that tuple``, used instead of the data config (tests). ``train`` must
+        repeat. The multi-worker path needs the function form (it calls it per input pipeline).
       extra_callbacks: more Keras callbacks.
 
     Raises:
@@ -194,12 +195,14 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
     validate = tcfg.validation_freq > 0
     if datasets is None:
         datasets = default_datasets(exp, model_cfg, tcfg.batch_size, validate)
+    elif callable(datasets):
+        datasets = datasets(tcfg.batch_size)
     train_ds, val_ds, num_instances = datasets
     steps = steps_per_epoch_for(tcfg, num_instances)
     metadata = experiment_metadata(exp)
 
     from rsn_tf.model import build_rsn
-    from rsn_tf.training.callbacks import LossPlot, NaNStop, RSNCheckpoint, save_rsn
+    from rsn_tf.training.callbacks import LearningRateLog, LossPlot, NaNStop, RSNCheckpoint, ScalarLogger, save_rsn
     from rsn_tf.training.optimizer import build_optimizer
 
     with strategy.scope():
@@ -213,10 +216,11 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
     monitor = tcfg.checkpoint.monitor if (validate and val_ds is not None) else "loss"
     callbacks = [
         nan_stop,
+        LearningRateLog(),
         keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"), save_freq=tcfg.checkpoint.backup_freq,
                                          delete_checkpoint=False),
         keras.callbacks.CSVLogger(csv_path, append=True),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False, profile_batch=0),
+        ScalarLogger(os.path.join(workdir, "logs")),
         RSNCheckpoint(rsn, os.path.join(workdir, "checkpoints"), metadata, monitor=monitor),
         LossPlot(csv_path, os.path.join(workdir, "loss_curve.png"), title=exp.name or model_cfg.block),
         *(extra_callbacks or []),
