@@ -76,6 +76,20 @@ class RSNCheckpoint(keras.callbacks.Callback):
         io_utils.write_json(self.state_path, {"best": self.best, "monitor": self.monitor, "last_epoch": epoch + 1})
 
 
+class SyncMovingStatistics(keras.callbacks.Callback):
+    """Averages BatchNorm moving statistics over replicas at each epoch end (before checkpoints);
+    see :func:`rsn_tf.training.distribute.sync_moving_statistics`."""
+
+    def __init__(self, strategy, rsn_model):
+        super().__init__()
+        self.strategy, self.rsn = strategy, rsn_model
+
+    def on_epoch_end(self, epoch, logs=None):
+        from rsn_tf.training.distribute import sync_moving_statistics
+
+        sync_moving_statistics(self.strategy, self.rsn)
+
+
 class LearningRateLog(keras.callbacks.Callback):
     """Adds ``learning_rate`` (the schedule's value after the epoch) to the epoch logs; put it before
     the CSV/TensorBoard loggers."""

@@ -29,7 +29,7 @@ import tensorflow as tf
 from rsn_tf.losses import rsn_loss
 
 
-def _is_chief(resolver) -> bool:
+def is_chief(resolver) -> bool:
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type is None:
         return True
@@ -77,6 +77,7 @@ def train_multi_worker(exp, workdir: str, datasets=None, strategy=None) -> str:
 
     from rsn_tf.model import build_rsn
     from rsn_tf.training.callbacks import ScalarLogger, plot_history, save_rsn
+    from rsn_tf.training.distribute import sync_moving_statistics
     from rsn_tf.training.optimizer import build_optimizer
     from rsn_tf.training.trainer import (TrainingDivergedError, _check_workdir, default_datasets, experiment_metadata,
                                          set_precision, steps_per_epoch_for)
@@ -84,7 +85,7 @@ def train_multi_worker(exp, workdir: str, datasets=None, strategy=None) -> str:
     # The strategy must exist before any other TF op (collective ops are configured at start-up).
     strategy = strategy or tf.distribute.MultiWorkerMirroredStrategy()
     resolver = strategy.cluster_resolver
-    chief = _is_chief(resolver)
+    chief = is_chief(resolver)
     worker = f"{resolver.task_type}_{resolver.task_id}"
     tcfg = exp.train
     replicas = strategy.num_replicas_in_sync
@@ -141,6 +142,7 @@ def train_multi_worker(exp, workdir: str, datasets=None, strategy=None) -> str:
                     f"training stopped: the loss became {loss} at epoch {epoch + 1}, batch {i + 1}; the last good "
                     f"state is in {backup}. Try a lower train.optimizer.lr or longer warmup, or mixed_bfloat16.")
             total += loss
+        sync_moving_statistics(strategy, rsn)
         epoch_var.assign(epoch + 1)
         manager.save()
         lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))

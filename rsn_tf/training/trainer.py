@@ -16,7 +16,6 @@ Workdir layout::
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -27,16 +26,11 @@ import yaml
 from rsn_tf import io_utils
 from rsn_tf.losses import LossConfig, rsn_loss
 from rsn_tf.training.config import ExperimentConfig, resolve_experiment
+from rsn_tf.training.distribute import choose_distribution, make_strategy, scale_for_replicas
 
 
 class TrainingDivergedError(ValueError):
     """The loss became NaN/inf; the message says where and what to try."""
-
-
-def scale_for_replicas(loss):
-    """``loss / replicas in sync`` (inside a replica context; a no-op without a strategy)."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss / tf.cast(replicas, loss.dtype) if replicas > 1 else loss
 
 
 @keras.saving.register_keras_serializable(package="rsn_tf")
@@ -62,44 +56,6 @@ class RSNTrainer(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return scale_for_replicas(rsn_loss(y_pred, y, self.loss_config))
-
-
-# ----------------------------------------------------------------------------------------- strategy
-def tf_config_workers() -> int:
-    """Number of workers ``TF_CONFIG`` describes (0 if unset/invalid)."""
-    try:
-        cluster = json.loads(os.environ.get("TF_CONFIG", "") or "{}").get("cluster", {})
-    except json.JSONDecodeError:
-        raise ValueError("TF_CONFIG is not valid JSON") from None
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
-
-
-def choose_distribution(distribution: str) -> str:
-    """Resolve ``auto`` to ``multi_worker`` / ``mirrored`` / ``none``."""
-    if distribution != "auto":
-        return distribution
-    if tf_config_workers() > 1:
-        return "multi_worker"
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return "mirrored"
-    return "none"
-
-
-def make_strategy(distribution: str):
-    """A ``tf.distribute`` strategy for a resolved ``distribution`` name.
-
-    ``mirrored`` uses every GPU, or every logical CPU device when there is no GPU and the CPU was
-    split (``tf.config.set_logical_device_configuration``; how the tests run it).
-    """
-    if distribution == "none":
-        return tf.distribute.get_strategy()
-    if distribution == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if distribution == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"train.distribution: unknown value {distribution!r}")
 
 
 def set_precision(policy: str) -> None:
@@ -202,7 +158,7 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
     metadata = experiment_metadata(exp)
 
     from rsn_tf.model import build_rsn
-    from rsn_tf.training.callbacks import LearningRateLog, LossPlot, NaNStop, RSNCheckpoint, ScalarLogger, save_rsn
+    from rsn_tf.training.callbacks import LearningRateLog, SyncMovingStatistics, LossPlot, NaNStop, RSNCheckpoint, ScalarLogger, save_rsn
     from rsn_tf.training.optimizer import build_optimizer
 
     with strategy.scope():
@@ -217,6 +173,7 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
     callbacks = [
         nan_stop,
         LearningRateLog(),
+        SyncMovingStatistics(strategy, rsn),
         keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"), save_freq=tcfg.checkpoint.backup_freq,
                                          delete_checkpoint=False),
         keras.callbacks.CSVLogger(csv_path, append=True),
