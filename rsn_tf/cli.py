@@ -15,6 +15,7 @@ import sys
 COMMANDS = {
     "demo": "rsn_tf.commands.demo",
     "complexity": "rsn_tf.commands.complexity",
+    "synth": "rsn_tf.commands.synth",
 }
 
 

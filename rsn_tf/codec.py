@@ -73,19 +73,26 @@ class MegviiHeatmapCodec:
         k = kpts.shape[0]
         h, w = self.heatmap_size
         sx, sy = self.stride
-        maps = np.zeros((k, h, w), np.float32)
+        maps = np.zeros((h, w, k), np.float32)
         weights = np.zeros((k,), np.float32)
-        for j in range(k):
-            if vis[j] <= 0 or not np.all(np.isfinite(kpts[j])):
-                continue
-            x, y = int(np.floor(kpts[j, 0] / sx)), int(np.floor(kpts[j, 1] / sy))
-            if not (0 <= x < w and 0 <= y < h):
-                continue
-            maps[j, y, x] = 1.0
-            maps[j] = cv2.GaussianBlur(maps[j], (kernel, kernel), 0)
-            maps[j] *= PEAK / maps[j, y, x]
-            weights[j] = 1.0
-        return maps.transpose(1, 2, 0), weights
+        with np.errstate(invalid="ignore"):
+            xs = np.floor(kpts[:, 0] / sx)
+            ys = np.floor(kpts[:, 1] / sy)
+        ok = (vis > 0) & np.isfinite(xs) & np.isfinite(ys) & (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+        if not ok.any():
+            return maps, weights
+        j = np.flatnonzero(ok)
+        xi, yi = xs[j].astype(np.int64), ys[j].astype(np.int64)
+        maps[yi, xi, j] = 1.0
+        # One call blurs every channel independently (same result as a blur per joint, ~10x faster).
+        maps = cv2.GaussianBlur(maps, (kernel, kernel), 0)
+        if maps.ndim == 2:  # OpenCV drops a trailing channel axis of size 1
+            maps = maps[:, :, None]
+        peaks = maps[yi, xi, j]
+        scale = np.zeros((k,), np.float32)
+        scale[j] = PEAK / peaks
+        weights[j] = 1.0
+        return (maps * scale).astype(np.float32), weights
 
     def encode_levels(self, keypoints, visible, kernels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Targets for several heads: [L, h, w, K] and weights [K] (the same for every level)."""

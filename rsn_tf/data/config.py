@@ -161,9 +161,9 @@ class DataConfig:
             raise ConfigError(f"data.format: {self.format!r} is not one of ['coco', 'mpii']")
 
     def path(self, value: str) -> str:
-        """``value`` joined to ``root`` unless absolute."""
+        """``value`` joined to ``root`` unless absolute ("" = ``root`` itself)."""
         if not value:
-            return value
+            return os.path.expanduser(self.root)
         value = os.path.expanduser(value)
         return value if os.path.isabs(value) or not self.root else os.path.join(os.path.expanduser(self.root), value)
 

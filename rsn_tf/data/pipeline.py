@@ -3,8 +3,10 @@
 Data flow per instance (all numpy/OpenCV, run by ``tf.numpy_function`` inside a parallel
 ``Dataset.map``; OpenCV releases the GIL while decoding, warping and blurring):
 
-    read_image (BGR uint8) -> train_params/eval_params -> apply_crop -> preprocess (normalise)
+    read_image (BGR uint8) -> train_params/eval_params -> apply_crop (uint8 crop)
                            -> codec.encode_levels (one Gaussian kernel per head)
+
+then, in the graph on whole batches, ``preprocess_tf`` (colour order, (x - mean) / std).
 
 Determinism: every random draw of instance number ``n`` (its position in the stream, across epochs)
 comes from ``np.random.default_rng([seed, 1, n])`` and the epoch ``e`` permutation from
@@ -25,7 +27,7 @@ from rsn_tf.data.augment import apply_crop, eval_params, train_params
 from rsn_tf.data.config import DataConfig
 from rsn_tf.data.images import read_image
 from rsn_tf.data.instances import Instances
-from rsn_tf.data.preprocess import preprocess
+from rsn_tf.data.preprocess import preprocess_tf
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ def num_instances(data_cfg: DataConfig, split: str = "train") -> int:
 class SampleMaker:
     """Builds one training/eval sample from instance ``index`` with the random stream of ``counter``.
 
-    Call it with (index, counter); returns a tuple of numpy arrays (see ``OUTPUTS``). Usable without TF.
+    Call it with (index, counter); returns a tuple of numpy arrays (see ``OUTPUTS``); ``image`` is the
+    uint8 BGR crop [H, W, 3] (normalised later, per batch). Usable without TF.
     """
 
     OUTPUTS = ("image", "heatmaps", "weights", "visible", "center", "scale", "ok")
@@ -109,16 +112,15 @@ class SampleMaker:
             return self._empty(params)
         crop, kpts, vis = apply_crop(image, inst.keypoints[index], inst.visible[index], params, self.output_size,
                                      self.flip_pairs)
-        x = preprocess(crop, self.model_cfg.preprocessing, input_order="bgr")
         heatmaps, weights = self.codec.encode_levels(kpts, vis, self.kernels)
-        return (x, heatmaps, weights, vis, params.center.astype(np.float32), params.scale.astype(np.float32),
+        return (crop, heatmaps, weights, vis, params.center.astype(np.float32), params.scale.astype(np.float32),
                 np.bool_(True))
 
     def _empty(self, params):
         h, w = self.model_cfg.input_size
         hh, hw = self.codec.heatmap_size
         k = self.instances.num_keypoints
-        return (np.zeros((h, w, 3), np.float32), np.zeros((len(self.kernels), hh, hw, k), np.float32),
+        return (np.zeros((h, w, 3), np.uint8), np.zeros((len(self.kernels), hh, hw, k), np.float32),
                 np.zeros((k,), np.float32), np.zeros((k,), np.float32), params.center.astype(np.float32),
                 params.scale.astype(np.float32), np.bool_(False))
 
@@ -191,7 +193,7 @@ def build_dataset(data_cfg: DataConfig, model_cfg, split: str = "train", batch_s
     levels = len(maker.kernels)
     hh, hw = maker.codec.heatmap_size
     shapes = ([h, w, 3], [levels, hh, hw, k], [k], [k], [2], [2], [])
-    dtypes = (tf.float32, tf.float32, tf.float32, tf.float32, tf.float32, tf.float32, tf.bool)
+    dtypes = (tf.uint8, tf.float32, tf.float32, tf.float32, tf.float32, tf.float32, tf.bool)
     meta_arrays = dict(image_id=inst.image_ids, ann_id=inst.ann_ids, bbox=inst.boxes, score=inst.scores,
                        area=inst.areas)
 
@@ -219,6 +221,12 @@ def build_dataset(data_cfg: DataConfig, model_cfg, split: str = "train", batch_s
 
     ds = ds.map(arrange, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    preprocessing = model_cfg.preprocessing
+
+    def normalise(images, *rest):
+        return (preprocess_tf(images, preprocessing, input_order="bgr"), *rest)
+
+    ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.prefetch(tf.data.AUTOTUNE if data_cfg.prefetch < 0 else data_cfg.prefetch)
     options = tf.data.Options()
     options.deterministic = True

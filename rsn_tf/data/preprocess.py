@@ -38,3 +38,21 @@ def unpreprocess(inputs, preprocessing: Preprocessing, output_order: Literal["bg
     if output_order != preprocessing.color_order:
         x = x[..., ::-1]
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def preprocess_tf(crops, preprocessing: Preprocessing, input_order: Literal["bgr", "rgb"] = "bgr"):
+    """:func:`preprocess` as TensorFlow ops (same constants, same result), for the tf.data pipeline.
+
+    crops: [..., H, W, 3] uint8 tensor -> float32. Running it in the graph on whole batches keeps the
+    per-sample Python work (which holds the GIL) small.
+    """
+    import tensorflow as tf
+
+    if input_order not in ("bgr", "rgb"):
+        raise ValueError(f"preprocess: input_order must be 'bgr' or 'rgb' (got {input_order!r})")
+    x = tf.cast(crops, tf.float32)
+    if input_order != preprocessing.color_order:
+        x = tf.reverse(x, axis=[-1])
+    mean = tf.constant(preprocessing.mean, tf.float32)
+    inv_std = tf.constant(1.0 / np.asarray(preprocessing.std, np.float32), tf.float32)
+    return (x - mean) * inv_std
