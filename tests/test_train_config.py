@@ -71,3 +71,9 @@ def test_overrides_and_optimizer():
     assert float(opt.learning_rate) == pytest.approx(5e-5)
     dec = resolve_experiment(exp, ["train.optimizer.weight_decay_mode=decoupled"])
     assert type(build_optimizer(dec.train, 100)).__name__ == "AdamW"
+
+
+def test_bundled_config_by_name():
+    assert load_experiment("synthetic_rsn18").name == "synthetic_rsn18"
+    with pytest.raises(ConfigError, match="config file not found: no_such_config"):
+        load_experiment("no_such_config")

@@ -95,3 +95,33 @@ def test_nan_stop_message():
     assert len(hist.history["loss"]) == 1
     assert stop.message.startswith("training stopped: the loss became nan at epoch 1, batch 1")
     assert "lower train.optimizer.lr" in stop.message
+
+
+def test_mixed_precision_policies():
+    from keras.optimizers import LossScaleOptimizer
+
+    from rsn_tf.model import build_rsn
+    from rsn_tf.training.trainer import RSNTrainer, set_precision
+
+    cfg = resolve_experiment(tiny_experiment()).model_config()
+    images, targets = next(iter(fake_dataset(cfg, 2, n=2)))
+    try:
+        set_precision("mixed_bfloat16")
+        trainer = RSNTrainer(build_rsn(cfg))
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+        assert trainer.rsn.outputs[-1].dtype == "bfloat16" and trainer.rsn.weights[0].dtype == "float32"
+        loss = trainer.train_on_batch(images, targets)
+        assert math.isfinite(float(loss))
+        set_precision("mixed_float16")
+        trainer = RSNTrainer(build_rsn(cfg))
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+        assert isinstance(trainer.optimizer, LossScaleOptimizer)  # dynamic loss scaling for float16
+    finally:
+        set_precision("none")
+
+
+def test_read_history_handles_missing_validation(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text("epoch,loss,val_loss\n0,5.0,NA\n1,4.0,NA\n1,3.5,NA\n")  # epoch 1 repeated by a resume
+    rows = read_history(str(p))
+    assert [r["loss"] for r in rows] == [5.0, 3.5] and math.isnan(rows[0]["val_loss"])

@@ -135,6 +135,13 @@ class NaNStop(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _to_float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):  # "NA": Keras' CSVLogger placeholder for epochs without validation
+        return math.nan
+
+
 def read_history(csv_path: str) -> list[dict]:
     """Rows of a Keras ``CSVLogger`` file as dicts of floats, one per epoch (a resumed run's repeats:
     the later row wins)."""
@@ -147,7 +154,7 @@ def read_history(csv_path: str) -> list[dict]:
                 epoch = int(float(row["epoch"]))
             except (KeyError, ValueError):
                 continue
-            rows[epoch] = {k: float(v) if v not in ("", None) else math.nan for k, v in row.items() if k}
+            rows[epoch] = {k: _to_float(v) for k, v in row.items() if k}
     return [rows[e] for e in sorted(rows)]
 
 

@@ -191,11 +191,26 @@ class ExperimentConfig:
         return exp
 
 
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+
+
+def find_config(path: str) -> str:
+    """``path`` if it exists, else the bundled ``configs/<path>[.yaml]`` (so ``synthetic_rsn18`` works)."""
+    if os.path.exists(path):
+        return path
+    for candidate in (os.path.join(CONFIG_DIR, path), os.path.join(CONFIG_DIR, f"{path}.yaml")):
+        if os.path.isfile(candidate):
+            return candidate
+    raise ConfigError(f"config file not found: {path} (nor in {CONFIG_DIR})")
+
+
 def load_experiment(path: str, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read an experiment YAML, apply ``key.sub=value`` overrides, validate everything.
 
-    The name defaults to the file name without extension.
+    ``path`` may also name a bundled config (``synthetic_rsn18``). The name defaults to the file
+    name without extension.
     """
+    path = find_config(path)
     data = load_yaml(path)
     apply_overrides(data, list(overrides or []))
     data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
