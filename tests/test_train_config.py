@@ -77,3 +77,10 @@ def test_bundled_config_by_name():
     assert load_experiment("synthetic_rsn18").name == "synthetic_rsn18"
     with pytest.raises(ConfigError, match="config file not found: no_such_config"):
         load_experiment("no_such_config")
+
+
+def test_cli_reports_config_errors(tmp_path, capsys):
+    from rsn_tf.cli import main
+
+    assert main(["train", "--config", "synthetic_rsn18", "--workdir", str(tmp_path), "--set", "train.epochz=1"]) == 2
+    assert "train: unknown key(s) ['epochz']" in capsys.readouterr().err

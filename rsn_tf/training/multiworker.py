@@ -99,6 +99,8 @@ def train_multi_worker(exp, workdir: str, datasets=None, strategy=None) -> str:
     model_cfg = exp.model_config()
     metadata = experiment_metadata(exp)
 
+    if datasets is not None and not callable(datasets):
+        raise ValueError("multi-worker training needs datasets as a function fn(batch_size) -> (train, val, n)")
     if datasets is None:
         def datasets(batch_size):
             return default_datasets(exp, model_cfg, batch_size, validation=False)
