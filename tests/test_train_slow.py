@@ -73,3 +73,16 @@ def test_overfit_coco_sample(tmp_path):
     first, last = rows[0]["loss"], rows[-1]["loss"]
     print(json.dumps({"first_loss": first, "last_loss": last, "ratio": last / first}))
     assert last < 0.2 * first
+
+
+@pytest.mark.slow
+def test_train_synthetic_main_job(tmp_path):
+    """The demo's training step end to end on a few synthetic images, with a tiny model."""
+    from rsn_tf.training.synthetic import train_synthetic
+
+    overrides = [f"model={json.dumps(TINY_MODEL)}", "model.input_size=[128,96]", "train.epochs=1",
+                 "train.steps_per_epoch=2", "train.batch_size=4", "train.validation_steps=1",
+                 "train.schedule.warmup_steps=0"]
+    r = train_synthetic(str(tmp_path), num_images=10, overrides=overrides)
+    assert os.path.exists(r["model"]) and len(r["history"]) == 1
+    assert r["heldout"]["keypoints"] > 0 and r["heldout"]["mean_px"] > 0
