@@ -86,13 +86,17 @@ def test_fit_resume_and_artifacts(tmp_path):
         train_experiment(resolve_experiment(exp, ["model.overrides.unit_channels=16"]), wd, datasets=datasets)
 
 
-def test_nan_stop_message():
+def test_nan_stop_message(tmp_path):
+    from rsn_tf.training.callbacks import FiniteBackupAndRestore
+
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", jit_compile=False)
     x = np.array([[1.0, np.nan], [1.0, 2.0]], np.float32)
     stop = NaNStop()
-    hist = model.fit(x, np.ones((2, 1)), epochs=3, batch_size=2, verbose=0, callbacks=[stop])
+    backup = FiniteBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    hist = model.fit(x, np.ones((2, 1)), epochs=3, batch_size=2, verbose=0, callbacks=[stop, backup])
     assert len(hist.history["loss"]) == 1
+    assert not os.path.exists(tmp_path / "backup" / "latest.weights.h5")  # NaN weights are not backed up
     assert stop.message.startswith("training stopped: the loss became nan at epoch 1, batch 1")
     assert "lower train.optimizer.lr" in stop.message
 

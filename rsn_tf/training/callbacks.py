@@ -76,6 +76,19 @@ class RSNCheckpoint(keras.callbacks.Callback):
         io_utils.write_json(self.state_path, {"best": self.best, "monitor": self.monitor, "last_epoch": epoch + 1})
 
 
+class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that never backs up weights from a step or epoch with a NaN/inf loss (Keras
+    would: it runs ``on_epoch_end`` after ``TerminateOnNaN`` stops), so a rerun resumes from good weights."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _finite((logs or {}).get("loss", 0.0)):
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if _finite((logs or {}).get("loss", 0.0)):
+            super().on_train_batch_end(batch, logs)
+
+
 class SyncMovingStatistics(keras.callbacks.Callback):
     """Averages BatchNorm moving statistics over replicas at each epoch end (before checkpoints);
     see :func:`rsn_tf.training.distribute.sync_moving_statistics`."""

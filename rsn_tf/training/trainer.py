@@ -20,7 +20,6 @@ import os
 import sys
 
 import keras
-import tensorflow as tf
 import yaml
 
 from rsn_tf import io_utils
@@ -158,7 +157,8 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
     metadata = experiment_metadata(exp)
 
     from rsn_tf.model import build_rsn
-    from rsn_tf.training.callbacks import LearningRateLog, SyncMovingStatistics, LossPlot, NaNStop, RSNCheckpoint, ScalarLogger, save_rsn
+    from rsn_tf.training.callbacks import (FiniteBackupAndRestore, LearningRateLog, LossPlot, NaNStop,
+                                           RSNCheckpoint, ScalarLogger, SyncMovingStatistics, save_rsn)
     from rsn_tf.training.optimizer import build_optimizer
 
     with strategy.scope():
@@ -174,8 +174,8 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
         nan_stop,
         LearningRateLog(),
         SyncMovingStatistics(strategy, rsn),
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"), save_freq=tcfg.checkpoint.backup_freq,
-                                         delete_checkpoint=False),
+        FiniteBackupAndRestore(os.path.join(workdir, "backup"), save_freq=tcfg.checkpoint.backup_freq,
+                               delete_checkpoint=False),
         keras.callbacks.CSVLogger(csv_path, append=True),
         ScalarLogger(os.path.join(workdir, "logs")),
         RSNCheckpoint(rsn, os.path.join(workdir, "checkpoints"), metadata, monitor=monitor),
