@@ -84,3 +84,17 @@ def test_cli_reports_config_errors(tmp_path, capsys):
 
     assert main(["train", "--config", "synthetic_rsn18", "--workdir", str(tmp_path), "--set", "train.epochz=1"]) == 2
     assert "train: unknown key(s) ['epochz']" in capsys.readouterr().err
+
+
+def test_trained_model_metadata_carries_the_datasets_keypoint_spec(tmp_path):
+    """A model trained on a COCO-format set records its keypoint spec, so eval/infer need only the file."""
+    from rsn_tf.data.synth import make_synthetic_dataset
+    from rsn_tf.keypoints import COCO, KeypointSpec
+    from rsn_tf.training.config import load_experiment
+    from rsn_tf.training.trainer import experiment_metadata
+
+    make_synthetic_dataset(str(tmp_path), 4, 0)
+    exp = load_experiment("synthetic_rsn18", [f"data.root={tmp_path}"])
+    meta = experiment_metadata(exp)
+    spec = KeypointSpec.from_dict(meta["keypoints"])
+    assert spec.names == COCO.names and spec.flip_pairs == COCO.flip_pairs and spec.sigmas == COCO.sigmas

@@ -83,13 +83,25 @@ def steps_per_epoch_for(train_cfg, num_instances: int | None) -> int:
     return max(1, -(-num_instances // train_cfg.batch_size))
 
 
-def experiment_metadata(exp: ExperimentConfig) -> dict:
-    """What a saved model carries about how it was trained (JSON)."""
+def experiment_metadata(exp: ExperimentConfig, with_dataset_spec: bool = True) -> dict:
+    """What a saved model carries about how it was trained (JSON).
+
+    ``keypoints`` is the built-in layout name, or else the training set's whole keypoint spec
+    (names, flip pairs, skeleton, OKS sigmas), so inference and evaluation of a model trained on a
+    custom COCO-format set need nothing but the model file.
+    """
     meta = {"experiment": exp.to_dict(), "trained_with": "rsn train"}
     if exp.model.preset and exp.model.config is None:
         meta["preset"] = exp.model.preset
     if exp.data.keypoints:
         meta["keypoints"] = exp.data.keypoints
+    elif with_dataset_spec:
+        from rsn_tf.data.pipeline import load_instances
+
+        try:
+            meta["keypoints"] = load_instances(exp.data, "train").spec.to_dict()
+        except (OSError, ValueError):  # e.g. tests that train on fake in-memory data
+            pass
     return meta
 
 
