@@ -13,7 +13,6 @@ Steps (each writes into ``out_dir``; rerunning reuses finished steps and resumes
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from rsn_tf import io_utils
@@ -94,8 +93,12 @@ def _summary(result: dict, out_dir: str) -> str:
         lines.append("|---|" + "---|" * len(keys))
         for row in (first, last):
             lines.append(f"| {int(row.get('epoch', 0)) + 1} | " + " | ".join(f"{float(row[k]):.1f}" for k in keys) + " |")
-    if trained.get("heldout"):
-        lines += ["", "Held-out localisation (val people, GT boxes): `" + json.dumps(trained["heldout"]) + "`"]
+    h = trained.get("heldout")
+    if h:
+        lines += ["", f"Held-out localisation ({h.get('instances')} val people, {h.get('keypoints')} labelled joints, "
+                  f"GT boxes): mean error {h['mean_px']:.1f} px, median {h['median_px']:.1f} px "
+                  f"(every joint at the crop centre: {h['baseline_center_px']:.1f} px); "
+                  f"{100 * h['pck_0.1']:.1f}% within 0.1 x the box size."]
     lines += ["", f"Model: `{os.path.relpath(trained['model'], out_dir)}`; loss curves: "
               f"`{os.path.relpath(os.path.join(trained['workdir'], 'loss_curve.png'), out_dir)}`", ""]
     lines += ["## COCO keypoint AP on the synthetic val split (flip test, authors' decode, GT boxes)", "",
