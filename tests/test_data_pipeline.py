@@ -99,3 +99,36 @@ def test_level_kernel_order_matches_codec(synth):
     # a wider kernel spreads more mass around each peak
     mass = (hm > 1).sum(axis=(1, 2, 3))
     assert mass[0] > mass[3] and mass[4] > mass[7] and mass[0] > mass[4]
+
+
+def test_detection_boxes_through_the_eval_crop(synth):
+    from rsn_tf.data.instances import Instances
+
+    gt = load_instances(synth, "val")
+    det = Instances.from_boxes(gt.image_paths[:3], gt.image_ids[:3], gt.boxes[:3] + 2, gt.spec, scores=[0.9, 0.8, 0.7])
+    _, targets, meta = next(iter(build_dataset(synth, preset_config("rsn18"), "val", batch_size=8, with_meta=True,
+                                               instances=det)))
+    np.testing.assert_allclose(meta["score"].numpy(), [0.9, 0.8, 0.7])
+    np.testing.assert_allclose(meta["bbox"].numpy(), gt.boxes[:3] + 2)
+    assert not targets["weights"].numpy().any()
+
+
+@pytest.mark.slow
+def test_exit_with_a_live_iterator_does_not_hang(synth, tmp_path):
+    """tensorflow#21277: exiting with an unfinished iterator hung ~1 run in 5 before the atexit drain."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "from rsn_tf.data.config import synthetic_data_config\n"
+        "from rsn_tf.data.pipeline import build_dataset\n"
+        "from rsn_tf.model.config import preset_config\n"
+        f"it = iter(build_dataset(synthetic_data_config({synth.root!r}), preset_config('rsn18'), batch_size=32, seed=0))\n"
+        "for _ in range(3):\n    next(it)\nprint('done')\n")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="2")
+    for _ in range(5):
+        out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "done" in out.stdout

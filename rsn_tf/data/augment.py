@@ -172,6 +172,7 @@ def apply_crop(image, keypoints, visible, params: CropParams, output_size, flip_
         for i, j in flip_pairs:
             perm[i], perm[j] = j, i
         kpts, vis = kpts[perm], vis[perm]
-    inside = (kpts[:, 0] >= 0) & (kpts[:, 0] <= output_size[0] - 1) & (kpts[:, 1] >= 0) & (kpts[:, 1] <= output_size[1] - 1)
+    w, h = output_size
+    inside = (kpts[:, 0] >= 0) & (kpts[:, 0] <= w - 1) & (kpts[:, 1] >= 0) & (kpts[:, 1] <= h - 1)
     vis = np.where(inside, vis, 0.0).astype(np.float32)
     return crop, kpts.astype(np.float32), vis

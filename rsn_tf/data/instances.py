@@ -43,6 +43,24 @@ class Instances:
     def num_keypoints(self) -> int:
         return self.keypoints.shape[1]
 
+    @classmethod
+    def from_boxes(cls, image_paths, image_ids, boxes, spec: KeypointSpec, scores=None, source: str = "boxes"):
+        """Instances with boxes only (e.g. person detections to run pose estimation on); no keypoints.
+
+        image_paths: N paths; image_ids [N]; boxes [N, 4] (x, y, w, h); scores [N] (default 1).
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        n, k = len(boxes), spec.num_keypoints
+        if len(image_paths) != n or len(image_ids) != n:
+            raise ValueError(f"{source}: {len(image_paths)} paths, {len(image_ids)} ids and {n} boxes differ")
+        if n and not np.all((boxes[:, 2] > 0) & (boxes[:, 3] > 0)):
+            raise ValueError(f"{source}: boxes need w > 0 and h > 0")
+        return cls(image_paths=tuple(image_paths), image_ids=np.asarray(image_ids, np.int64).reshape(n), boxes=boxes,
+                   keypoints=np.zeros((n, k, 2), np.float32), visible=np.zeros((n, k), np.float32),
+                   areas=boxes[:, 2] * boxes[:, 3],
+                   scores=np.ones((n,), np.float32) if scores is None else np.asarray(scores, np.float32).reshape(n),
+                   ann_ids=np.full((n,), -1, np.int64), spec=spec, source=source)
+
     def select(self, index) -> "Instances":
         """The rows ``index`` (an int array or boolean mask)."""
         index = np.asarray(index)

@@ -15,10 +15,12 @@ scheduling (``map(deterministic=True)`` keeps the order).
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -31,6 +33,40 @@ from rsn_tf.data.preprocess import preprocess_tf
 
 log = logging.getLogger(__name__)
 
+# Interpreter exit with a live, unfinished iterator can hang (tensorflow#21277): tf.data threads that
+# enter a numpy_function after Python starts finalising never get the GIL back, and the iterator's
+# destructor waits for them. At exit (before finalisation) we stop starting new Python work and let the
+# calls in flight finish, so the tf.data threads end up waiting on their own buffers, not on the GIL.
+_EXITING = threading.Event()
+_IN_FLIGHT = [0]
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+@atexit.register
+def _drain_python_calls(timeout_s: float = 2.0) -> None:
+    _EXITING.set()
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 5:
+        with _IN_FLIGHT_LOCK:
+            busy = _IN_FLIGHT[0]
+        quiet = quiet + 1 if busy == 0 else 0
+        time.sleep(0.02)
+
+
+class _PythonCall:
+    """Counts a numpy_function body in flight; refuses to start once the interpreter is exiting."""
+
+    def __enter__(self):
+        if _EXITING.is_set():
+            raise RuntimeError("interpreter is exiting: input pipeline stopped")
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT[0] += 1
+
+    def __exit__(self, *exc):
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT[0] -= 1
+
 
 # --------------------------------------------------------------------------------------- loading
 def load_instances(data_cfg: DataConfig, split: str = "train") -> Instances:
@@ -40,19 +76,22 @@ def load_instances(data_cfg: DataConfig, split: str = "train") -> Instances:
         mtime = os.path.getmtime(ann)
     except OSError:
         mtime = None
-    return _load_cached(data_cfg, ann, images, mtime)
+    # key on what the readers use only, so changing e.g. the augmentation does not re-read COCO (~20 s)
+    return _load_cached(data_cfg.format, ann, images, data_cfg.keypoints, data_cfg.sigmas, data_cfg.flip_pairs,
+                        data_cfg.check_images, data_cfg.skip_bad_images, data_cfg.mpii_scale_factor,
+                        data_cfg.mpii_center_shift, mtime)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(data_cfg: DataConfig, ann: str, images: str, mtime) -> Instances:
-    if data_cfg.format == "coco":
+def _load_cached(fmt, ann, images, keypoints, sigmas, flip_pairs, check_images, skip_bad_images, mpii_scale_factor,
+                 mpii_center_shift, mtime) -> Instances:
+    if fmt == "coco":
         from rsn_tf.data.coco import load_coco
-        return load_coco(ann, images, data_cfg.keypoints, data_cfg.sigmas, data_cfg.flip_pairs,
-                         check_images=data_cfg.check_images, skip_bad_images=data_cfg.skip_bad_images)
+        return load_coco(ann, images, keypoints, sigmas, flip_pairs, check_images=check_images,
+                         skip_bad_images=skip_bad_images)
     from rsn_tf.data.mpii import load_mpii
-    return load_mpii(ann, images, data_cfg.keypoints or "mpii", check_images=data_cfg.check_images,
-                     skip_bad_images=data_cfg.skip_bad_images, scale_factor=data_cfg.mpii_scale_factor,
-                     center_shift=data_cfg.mpii_center_shift)
+    return load_mpii(ann, images, keypoints or "mpii", check_images=check_images, skip_bad_images=skip_bad_images,
+                     scale_factor=mpii_scale_factor, center_shift=mpii_center_shift)
 
 
 def num_instances(data_cfg: DataConfig, split: str = "train") -> int:
@@ -95,7 +134,10 @@ class SampleMaker:
                             self.augment, self.aspect_ratio, self.data_cfg.test_padding)
 
     def __call__(self, index, counter):
-        index = int(index)
+        with _PythonCall():
+            return self._make(int(index), counter)
+
+    def _make(self, index: int, counter):
         inst = self.instances
         params = self.params(index, counter)
         path = inst.image_paths[index]
@@ -170,7 +212,8 @@ def build_dataset(data_cfg: DataConfig, model_cfg, split: str = "train", batch_s
 
     if shuffle and data_cfg.shuffle_buffer <= 0:
         def permutation(epoch):
-            return np.random.default_rng([seed, 0, int(epoch)]).permutation(n).astype(np.int64)
+            with _PythonCall():
+                return np.random.default_rng([seed, 0, int(epoch)]).permutation(n).astype(np.int64)
 
         def one_epoch(epoch):
             perm = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)

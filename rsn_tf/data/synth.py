@@ -9,10 +9,11 @@ lengths in adult proportions (x ~8% jitter, occasional foreshortening). Limbs ar
 polygons, shirt/trouser/skin colours vary per figure, widths vary per figure; 1-4 figures per image
 over gradient, noise-texture or clutter backgrounds, sometimes a foreground occluder.
 
-Left/right cue: figures face the camera, so the person's left is on the image right, and every
-left-side part is drawn in a lighter tint of its colour and every right-side part in a darker shade.
-A horizontally flipped figure therefore still shows which side is which (lighter = left), so flip
-augmentation is not ambiguous.
+Left/right cue: figures face the camera (eyes and nose drawn), so the person's left is on the image
+right, and left and right parts are drawn alike. That cue survives a mirror flip with the label swap
+(a mirrored front-facing figure is again a front-facing figure with its left on the image right),
+so flip augmentation and the flip test stay consistent. A colour cue such as "left parts lighter"
+would not: after a flip and the swap the lighter parts would be labelled right.
 
 Visibility is exact: each figure is also drawn into an id map (later figures overwrite earlier ones);
 a keypoint is 2 if its pixel shows its own figure, 1 if a later figure or occluder covers it, 0 (and
@@ -120,16 +121,6 @@ def _limb(canvases, a, b, w1, w2, colors):
                        cv2.LINE_AA if img.ndim == 3 else cv2.LINE_8, _SHIFT)
 
 
-def _shade(color, side):
-    """side +1 (person's left): lighter tint; -1 (right): darker shade; 0: as is."""
-    c = np.asarray(color, np.float64)
-    if side > 0:
-        c = c + (255 - c) * 0.4
-    elif side < 0:
-        c = c * 0.6
-    return tuple(int(v) for v in np.clip(c, 0, 255))
-
-
 def _random_color(rng, sat=(0.3, 1.0), val=(0.25, 0.95)):
     hsv = np.uint8([[[rng.integers(0, 180), int(255 * rng.uniform(*sat)), int(255 * rng.uniform(*val))]]])
     return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
@@ -143,12 +134,11 @@ def draw_figure(image, idmap, fid: int, p, sizes, rng):
     can = (image, idmap)
     ids = lambda col: (col, fid)  # noqa: E731
     # legs (behind the torso), then torso and neck, head, arms on top
-    for side, (hip, kne, ank) in ((1, (L_HIP, L_KNE, L_ANK)), (-1, (R_HIP, R_KNE, R_ANK))):
-        col = _shade(pants, side)
-        _limb(can, p[hip], p[kne], lw, lw * 0.85, ids(col))
-        _limb(can, p[kne], p[ank], lw * 0.85, lw * 0.6, ids(col))
+    for hip, kne, ank in ((L_HIP, L_KNE, L_ANK), (R_HIP, R_KNE, R_ANK)):
+        _limb(can, p[hip], p[kne], lw, lw * 0.85, ids(pants))
+        _limb(can, p[kne], p[ank], lw * 0.85, lw * 0.6, ids(pants))
         foot = p[ank] + np.array([0.0, lw * 0.25])
-        for img, c in zip(can, ids(_shade(pants, side) if rng.random() < 0.5 else (30, 30, 30))):
+        for img, c in zip(can, ids(pants if rng.random() < 0.5 else (30, 30, 30))):
             cv2.ellipse(img, tuple(_fx(foot)), (int(lw * 0.6 * _ONE), int(lw * 0.3 * _ONE)), 0, 0, 360, c, -1,
                         cv2.LINE_8, _SHIFT)
     pad = aw * 0.4
@@ -162,18 +152,18 @@ def draw_figure(image, idmap, fid: int, p, sizes, rng):
     for img, c in zip(can, ids(skin)):
         cv2.ellipse(img, tuple(_fx(hc)), (int(r * 0.92 * _ONE), int(r * 1.1 * _ONE)), 0, 0, 360, c, -1,
                     cv2.LINE_AA if img.ndim == 3 else cv2.LINE_8, _SHIFT)
-    # face features: ears (side-shaded skin), eyes (dark), nose (reddish); all inside the head ellipse
-    for ear, side in ((L_EAR, 1), (R_EAR, -1)):
-        for img, c in zip(can, ids(_shade(skin, side))):
+    # face features: ears (skin), eyes (dark), nose (reddish); all inside the head ellipse
+    for ear in (L_EAR, R_EAR):
+        for img, c in zip(can, ids(skin)):
             cv2.circle(img, tuple(_fx(p[ear])), int(r * 0.22 * _ONE), c, -1,
                        cv2.LINE_AA if img.ndim == 3 else cv2.LINE_8, _SHIFT)
     for eye in (L_EYE, R_EYE):
         cv2.circle(image, tuple(_fx(p[eye])), int(max(1.0, r * 0.14) * _ONE), (20, 20, 20), -1, cv2.LINE_AA, _SHIFT)
     cv2.circle(image, tuple(_fx(p[NOSE])), int(max(1.0, r * 0.13) * _ONE), (60, 60, 170), -1, cv2.LINE_AA, _SHIFT)
-    for side, (sho, elb, wri) in ((1, (L_SHO, L_ELB, L_WRI)), (-1, (R_SHO, R_ELB, R_WRI))):
-        _limb(can, p[sho], p[elb], aw, aw * 0.85, ids(_shade(shirt, side)))
-        _limb(can, p[elb], p[wri], aw * 0.8, aw * 0.6, ids(_shade(skin, side)))
-        for img, c in zip(can, ids(_shade(skin, side))):
+    for sho, elb, wri in ((L_SHO, L_ELB, L_WRI), (R_SHO, R_ELB, R_WRI)):
+        _limb(can, p[sho], p[elb], aw, aw * 0.85, ids(shirt))
+        _limb(can, p[elb], p[wri], aw * 0.8, aw * 0.6, ids(skin))
+        for img, c in zip(can, ids(skin)):
             cv2.circle(img, tuple(_fx(p[wri])), int(aw * 0.45 * _ONE), c, -1, cv2.LINE_8, _SHIFT)
 
 

@@ -26,7 +26,8 @@ class ResizeAlignCorners(keras.layers.Layer):
     def call(self, x):
         if tuple(x.shape[1:3]) == self.size:
             return x
-        y = tf.compat.v1.image.resize_bilinear(x, self.size, align_corners=True)
+        # The raw op (what tf.compat.v1.image.resize_bilinear wraps, minus its deprecation warning).
+        y = tf.raw_ops.ResizeBilinear(images=x, size=self.size, align_corners=True, half_pixel_centers=False)
         return tf.cast(y, x.dtype)  # ResizeBilinear always returns float32
 
     def compute_output_shape(self, input_shape):

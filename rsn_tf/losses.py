@@ -1,0 +1,131 @@
+"""The RSN training loss: coarse-to-fine heatmap L2 plus online hard keypoint mining (spec section 3).
+
+Every stage has 4 heads (units coarse -> fine). Heads 0-2 of each stage get a heatmap MSE weighted
+0.25; head 3 gets OHKM (the mean of the ``topk`` largest per-keypoint MSEs) weighted 1. The total is
+the sum over stages and heads, each term averaged over the batch. Targets have peak 255 (the codec),
+so the loss magnitudes are large (hundreds at initialisation); that is the references' scale.
+
+Two named modes, identical in structure, differing in the masks of heads 0-2:
+
+``authors`` (the official PyTorch ``JointsL2Loss``, the default)
+  heads 0-2: ``mean_{K,h,w}(pred - gt * [v == 2])^2``: only *visible* (COCO v=2) joints keep their
+  Gaussian, occluded/unlabelled joints get an all-zero target, and the prediction is not masked (it
+  is pushed to 0 there). Head 3: per-keypoint ``mean_{h,w}(pred - gt)^2 * [labelled & inside]``.
+
+``mmpose`` (``KeypointMSELoss(use_target_weight=True)`` / ``KeypointOHKMMSELoss``)
+  heads 0-2: ``mean_{K,h,w}(w * (pred - gt)^2)`` with ``w`` = labelled & inside (v=1 and v=2): the
+  squared error is masked, so unlabelled joints contribute nothing. Head 3 as above. (mmpose 1.x
+  multiplies the squared error by ``w``; 0.x squares ``pred*w - gt*w``: the same for 0/1 weights.)
+
+Shapes: ``outputs`` is the model's list of L = num_stages*4 heatmaps [B, h, w, K] (any float dtype;
+computed in float32); ``targets`` is the data pipeline's dict: ``heatmaps`` [B, L, h, w, K] (0..255),
+``weights`` [B, K] (1 = labelled and inside the crop), ``visible`` [B, K] (COCO 0/1/2).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Sequence
+
+import tensorflow as tf
+
+LOSS_MODES = ("authors", "mmpose")
+DEFAULT_HEAD_WEIGHTS = (0.25, 0.25, 0.25, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """How the heads are supervised.
+
+    Attributes:
+      mode: ``"authors"`` or ``"mmpose"`` (module docstring).
+      topk: OHKM keeps the ``topk`` hardest keypoints of the finest head (8 in both references;
+        must be <= K).
+      head_weights: weight of heads 0..3 of every stage (MSE, MSE, MSE, OHKM).
+    """
+
+    mode: Literal["authors", "mmpose"] = "authors"
+    topk: int = 8
+    head_weights: tuple[float, float, float, float] = DEFAULT_HEAD_WEIGHTS
+
+    def __post_init__(self):
+        if self.mode not in LOSS_MODES:
+            raise ValueError(f"loss.mode must be one of {list(LOSS_MODES)} (got {self.mode!r})")
+        if self.topk < 1:
+            raise ValueError(f"loss.topk must be >= 1 (got {self.topk})")
+
+
+def _mse_maps(pred, gt):
+    """Squared error [B, h, w, K] in float32."""
+    return tf.math.squared_difference(tf.cast(pred, tf.float32), tf.cast(gt, tf.float32))
+
+
+def mse_per_sample(pred, gt, mask_target=None, mask_error=None):
+    """Heatmap L2 of one head, one value per sample [B]: mean over h, w, K.
+
+    ``mask_target`` [B, K] multiplies the target (authors); ``mask_error`` [B, K] multiplies the
+    squared error (mmpose).
+    """
+    gt = tf.cast(gt, tf.float32)
+    if mask_target is not None:
+        gt = gt * tf.cast(mask_target, tf.float32)[:, None, None, :]
+    err = _mse_maps(pred, gt)
+    if mask_error is not None:
+        err = err * tf.cast(mask_error, tf.float32)[:, None, None, :]
+    return tf.reduce_mean(err, axis=[1, 2, 3])
+
+
+def ohkm_per_sample(pred, gt, weights, topk: int = 8):
+    """Online hard keypoint mining of one head [B]: mean of the ``topk`` largest per-keypoint MSEs.
+
+    Per-keypoint MSE is the mean over h, w of ``(pred - gt)^2``, times ``weights`` [B, K] (0 for
+    unlabelled/outside joints, which are therefore never "hard").
+    """
+    k = pred.shape[-1]
+    if k is not None and topk > k:
+        raise ValueError(f"loss.topk ({topk}) is larger than the number of keypoints ({k})")
+    per_kpt = tf.reduce_mean(_mse_maps(pred, gt), axis=[1, 2]) * tf.cast(weights, tf.float32)  # [B, K]
+    top, _ = tf.math.top_k(per_kpt, k=topk, sorted=False)
+    return tf.reduce_mean(top, axis=-1)
+
+
+def rsn_loss_terms(outputs: Sequence, targets: dict, config: LossConfig = LossConfig()):
+    """Per-head, per-sample losses: a list of L tensors [B], already multiplied by the head weights."""
+    heatmaps = targets["heatmaps"]
+    weights = tf.cast(targets["weights"], tf.float32)
+    num_heads = len(outputs)
+    if num_heads % 4:
+        raise ValueError(f"expected 4 heads per stage, got {num_heads} outputs")
+    if heatmaps.shape[1] is not None and heatmaps.shape[1] != num_heads:
+        raise ValueError(f"targets['heatmaps'] has {heatmaps.shape[1]} levels, the model has {num_heads} heads")
+    if config.mode == "authors":
+        visible = tf.cast(targets["visible"], tf.float32)
+        # Official: gt * (valid > 1), where valid is v (0/1/2) set to 0 outside the crop.
+        keep_gt = tf.cast(visible > 1.5, tf.float32) * tf.cast(weights > 0, tf.float32)
+    terms = []
+    for i, pred in enumerate(outputs):
+        gt = heatmaps[:, i]
+        unit = i % 4
+        w = config.head_weights[unit]
+        if unit < 3:
+            if config.mode == "authors":
+                t = mse_per_sample(pred, gt, mask_target=keep_gt)
+            else:
+                t = mse_per_sample(pred, gt, mask_error=weights)
+        else:
+            t = ohkm_per_sample(pred, gt, weights, config.topk)
+        terms.append(w * t)
+    return terms
+
+
+def rsn_loss_per_sample(outputs: Sequence, targets: dict, config: LossConfig = LossConfig()):
+    """Total loss of every sample [B] (sum over stages and heads)."""
+    return tf.add_n(rsn_loss_terms(outputs, targets, config))
+
+
+def rsn_loss(outputs: Sequence, targets: dict, config: LossConfig = LossConfig()):
+    """The RSN loss: scalar float32, the batch mean of :func:`rsn_loss_per_sample`.
+
+    Under a ``tf.distribute`` strategy this is the *local* batch mean; divide by the number of
+    replicas before taking gradients (the trainers do).
+    """
+    return tf.reduce_mean(rsn_loss_per_sample(outputs, targets, config))
