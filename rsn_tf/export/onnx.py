@@ -119,9 +119,16 @@ def quantize_onnx(fp32_path: str, out_path: str, representative) -> str:
         pre = os.path.join(tmp, "pre.onnx")
         # symbolic shape inference cannot follow tf2onnx's dynamic batch through Resize; ONNX's own can
         quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
-        with atomic_path(out_path) as out:
-            quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        out_abs = os.path.abspath(out_path)
+        cwd = os.getcwd()
+        # onnxruntime's quantizer drops a "sym_shape_infer_temp.onnx" into the working directory
+        os.chdir(tmp)
+        try:
+            with atomic_path(out_abs) as out:
+                quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            os.chdir(cwd)
     return out_path
 
 
