@@ -196,7 +196,8 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
     ]
     trainer.fit(train_ds, epochs=tcfg.epochs, steps_per_epoch=steps,
                 validation_data=val_ds if validate else None, validation_steps=tcfg.validation_steps,
-                validation_freq=max(tcfg.validation_freq, 1), callbacks=callbacks, verbose=_verbose(tcfg))
+                validation_freq=max(tcfg.validation_freq, 1), callbacks=callbacks, verbose=_verbose(tcfg),
+                shuffle=False)  # the tf.data pipeline shuffles (seeded); Keras would only warn
     if nan_stop.message:
         raise TrainingDivergedError(nan_stop.message)
     final = os.path.join(workdir, "model.keras")
