@@ -65,7 +65,9 @@ def _load_torch(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a non-checkpoint file
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first_error}; torch.load: {e})") from None
+        # torch's own message runs to many lines of advice; its first line says what failed
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first_error}; torch.load: {reason})") from None
     return _tensors_to_numpy(obj), "pth-torch"
 
 
