@@ -14,6 +14,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from rsn_tf.keypoints import flip_permutation
+
 
 def fix_aspect_ratio(scale_wh, aspect_ratio: float) -> np.ndarray:
     """Enlarge the short side so that w / h == aspect_ratio. scale_wh: [..., 2] -> [..., 2]."""
@@ -94,7 +96,7 @@ def flip_points(points, width: float, flip_pairs: Sequence[Sequence[int]], visib
     """
     p = np.array(points, np.float32, copy=True)
     p[..., 0] = width - 1 - p[..., 0]
-    perm = _flip_perm(p.shape[-2], flip_pairs)
+    perm = flip_permutation(p.shape[-2], flip_pairs)
     p = p[..., perm, :]
     v = None if visible is None else np.asarray(visible)[..., perm]
     return p, v
@@ -103,11 +105,5 @@ def flip_points(points, width: float, flip_pairs: Sequence[Sequence[int]], visib
 def flip_back_heatmaps(heatmaps, flip_pairs: Sequence[Sequence[int]]) -> np.ndarray:
     """Heatmaps of a mirrored crop [..., h, w, K] -> the original crop's frame (reverse w, swap pairs)."""
     h = np.asarray(heatmaps)
-    return h[..., ::-1, :][..., _flip_perm(h.shape[-1], flip_pairs)]
+    return h[..., ::-1, :][..., flip_permutation(h.shape[-1], flip_pairs)]
 
-
-def _flip_perm(k: int, flip_pairs) -> np.ndarray:
-    perm = np.arange(k)
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    return perm

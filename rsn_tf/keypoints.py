@@ -11,6 +11,14 @@ from typing import Sequence
 import numpy as np
 
 
+def flip_permutation(num_keypoints: int, flip_pairs: Sequence[Sequence[int]]) -> np.ndarray:
+    """[K] int array swapping each flip pair: index a mirrored map or point list with it."""
+    perm = np.arange(num_keypoints)
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
 @dataclasses.dataclass(frozen=True)
 class KeypointSpec:
     """Facts about one keypoint layout.
@@ -49,10 +57,7 @@ class KeypointSpec:
 
     def flip_permutation(self) -> np.ndarray:
         """[K] int array: channel ``i`` of a flipped map holds keypoint ``perm[i]``."""
-        perm = np.arange(self.num_keypoints)
-        for a, b in self.flip_pairs:
-            perm[a], perm[b] = b, a
-        return perm
+        return flip_permutation(self.num_keypoints, self.flip_pairs)
 
     def to_dict(self) -> dict:
         return {

@@ -217,7 +217,6 @@ class PoseEstimator:
         self.spec = resolve_keypoint_spec(config.num_keypoints, self.metadata, keypoints)
         self.codec = MegviiHeatmapCodec(tuple(config.input_size), tuple(config.heatmap_size),
                                         decode_kernel or default_decode_kernel(self.spec), self.decode_mode)
-        self._flip_perm = self.spec.flip_permutation()
         self._net = self._make_net(model)
 
     # ------------------------------------------------------------------------------ network
