@@ -15,9 +15,10 @@ from rsn_tf.evaluation import mpii as mpii_eval
 from rsn_tf.evaluation.coco import CocoKeypointEvaluator, dataset_sigmas, format_table, load_coco
 from rsn_tf.evaluation.runner import evaluate_coco, evaluate_mpii
 from rsn_tf.inference.boxes import PersonBox, clip_box, detection_file_boxes, gt_boxes, sanitize_boxes
-from rsn_tf.inference.estimator import AUTHORS_BOX_PADDING, PoseEstimator, pose_score, resolve_keypoint_spec
+from rsn_tf.inference.estimator import PoseEstimator, pose_score, resolve_keypoint_spec
 from rsn_tf.inference.nms import oks_iou, oks_nms
 from rsn_tf.keypoints import COCO, MPII
+from rsn_tf.recipes import AUTHORS_BOX_PADDING
 
 
 def coco_sample():

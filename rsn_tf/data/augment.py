@@ -24,6 +24,7 @@ import numpy as np
 from rsn_tf.data.config import AugmentConfig
 from rsn_tf.geometry import box_to_center_scale, fix_aspect_ratio, get_affine_transform, transform_points
 from rsn_tf.keypoints import KeypointSpec
+from rsn_tf.recipes import AUTHORS_BOX_PADDING
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,14 +37,14 @@ class CropParams:
     flip: bool = False
 
 
-def eval_params(box, aspect_ratio: float, padding=(1.09, 1.135)) -> CropParams:
+def eval_params(box, aspect_ratio: float, padding=AUTHORS_BOX_PADDING) -> CropParams:
     """The test crop: box (x, y, w, h) extended by ``padding`` (w, h), aspect fixed; no rotation, no flip."""
     center, scale = box_to_center_scale(box, aspect_ratio, padding)
     return CropParams(center, scale)
 
 
 def train_params(rng: np.random.Generator, box, keypoints, visible, spec: KeypointSpec, aug: AugmentConfig,
-                 aspect_ratio: float, test_padding=(1.09, 1.135)) -> CropParams:
+                 aspect_ratio: float, test_padding=AUTHORS_BOX_PADDING) -> CropParams:
     """Random crop parameters for one training instance.
 
     box: (x, y, w, h); keypoints [K, 2] image pixels; visible [K] (> 0 = labelled);

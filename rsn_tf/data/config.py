@@ -18,6 +18,7 @@ import os
 from typing import Literal
 
 from rsn_tf.config import ConfigError, from_dict, to_dict
+from rsn_tf.recipes import AUTHORS_BOX_PADDING
 
 Recipe = Literal["authors", "mmpose", "none"]
 
@@ -147,7 +148,7 @@ class DataConfig:
     sigmas: tuple[float, ...] | None = None
     flip_pairs: tuple[tuple[int, int], ...] | None = None
     augment: AugmentConfig = AugmentConfig()
-    test_padding: tuple[float, float] = (1.09, 1.135)
+    test_padding: tuple[float, float] = AUTHORS_BOX_PADDING
     num_parallel_calls: int = -1
     shuffle_buffer: int = 0
     prefetch: int = -1

@@ -22,18 +22,8 @@ from rsn_tf import geometry
 from rsn_tf.codec import MegviiHeatmapCodec
 from rsn_tf.inference.boxes import PersonBox
 from rsn_tf.keypoints import COCO, MPII, KeypointSpec, get_spec
+from rsn_tf.recipes import MMPOSE_KEYPOINT_SCORE_THR, decode_kernel_for, get_recipe
 
-#: The authors' test box extension (w x 1.09, h x 1.135); mmpose pads both sides by 1.25.
-AUTHORS_BOX_PADDING = (1.09, 1.135)
-MMPOSE_BOX_PADDING = (1.25, 1.25)
-#: mmpose CocoMetric ``keypoint_score_thr`` for the ``bbox_keypoint`` score mode.
-MMPOSE_KEYPOINT_SCORE_THR = 0.2
-
-#: One switch that sets decode, score rule and box padding the way each reference evaluates.
-RECIPES = {
-    "authors": dict(decode_mode="authors", score_mode="authors", box_padding=AUTHORS_BOX_PADDING),
-    "mmpose": dict(decode_mode="mmpose", score_mode="mmpose", box_padding=MMPOSE_BOX_PADDING),
-}
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -65,11 +55,6 @@ def resolve_keypoint_spec(num_keypoints: int, metadata: dict | None = None,
         raise ValueError(f"keypoint spec {spec.name!r} has {spec.num_keypoints} keypoints but the model outputs "
                          f"{num_keypoints}")
     return spec
-
-
-def default_decode_kernel(spec: KeypointSpec) -> int:
-    """The authors' test blur: 9 for MPII, 5 for COCO and anything else."""
-    return 9 if spec.name == "mpii" else 5
 
 
 def pose_score(keypoint_scores, box_score: float, mode: str = "authors",
@@ -190,15 +175,13 @@ class PoseEstimator:
                  box_padding: float | Sequence[float] | None = None,
                  recipe: Literal["authors", "mmpose"] = "authors",
                  keypoint_score_threshold: float = MMPOSE_KEYPOINT_SCORE_THR, config=None):
-        if recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {sorted(RECIPES)} (got {recipe!r})")
-        r = RECIPES[recipe]
-        self.decode_mode = decode_mode or r["decode_mode"]
-        self.score_mode = score_mode or r["score_mode"]
+        r = get_recipe(recipe)
+        self.decode_mode = decode_mode or r.decode_mode
+        self.score_mode = score_mode or r.score_mode
         if self.score_mode not in ("authors", "mmpose"):
             raise ValueError(f"score_mode must be 'authors' or 'mmpose' (got {self.score_mode!r})")
         self.box_padding = tuple(float(v) for v in np.broadcast_to(np.asarray(box_padding if box_padding is not None
-                                                            else r["box_padding"], np.float64), (2,)))
+                                                            else r.box_padding, np.float64), (2,)))
         self.flip_test = bool(flip_test)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
@@ -216,7 +199,7 @@ class PoseEstimator:
         self.metadata = dict(metadata or {})
         self.spec = resolve_keypoint_spec(config.num_keypoints, self.metadata, keypoints)
         self.codec = MegviiHeatmapCodec(tuple(config.input_size), tuple(config.heatmap_size),
-                                        decode_kernel or default_decode_kernel(self.spec), self.decode_mode)
+                                        decode_kernel or decode_kernel_for(self.spec.name), self.decode_mode)
         self._net = self._make_net(model)
 
     # ------------------------------------------------------------------------------ network

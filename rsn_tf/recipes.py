@@ -1,0 +1,70 @@
+"""Test recipes: how a person box becomes a crop and how heatmaps become keypoints and scores.
+
+The one place that names each reference's test-time constants. Two recipes exist:
+
+``authors`` (the official PyTorch release, ``exps/*/test.py``)
+  box extension ``w x 1.09, h x 1.135`` before the aspect fix; decode = blur the flip-averaged map
+  (10-px zero border), argmax, a quarter-pixel step toward the second maximum; keypoint score = raw
+  map at the rounded peak / 255 + 0.5; instance score = box score x mean of all keypoint scores.
+
+``mmpose`` (mmpose 1.x ``GetBBoxCenterScale(padding=1.25)`` + ``MegviiHeatmap.decode`` + ``CocoMetric``)
+  box padding 1.25 on both sides; decode = blur renormalised to the original max, argmax,
+  ``+0.25 * sign(gradient) + 0.5`` per interior axis; keypoint score = blurred max / 255 + 0.5;
+  instance score = box score x mean of the keypoint scores above 0.2.
+
+Both recipes blur with a 5x5 kernel for COCO-like layouts and 9x9 for MPII (``decode_kernel_for``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+#: The authors' test box extension (w, h factors) before the aspect-ratio fix.
+AUTHORS_BOX_PADDING = (1.09, 1.135)
+#: mmpose's ``GetBBoxCenterScale(padding=1.25)``, the same factor on both sides.
+MMPOSE_BOX_PADDING = (1.25, 1.25)
+#: mmpose ``CocoMetric`` ``keypoint_score_thr`` of the ``bbox_keypoint`` instance-score mode.
+MMPOSE_KEYPOINT_SCORE_THR = 0.2
+#: Decode blur kernels of both references: COCO (and any other layout) and MPII.
+DEFAULT_DECODE_KERNEL = 5
+MPII_DECODE_KERNEL = 9
+
+RecipeName = Literal["authors", "mmpose"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TestRecipe:
+    """One reference's test settings (see the module docstring).
+
+    Attributes:
+      name: "authors" or "mmpose".
+      decode_mode: the codec's decode rule (``MegviiHeatmapCodec.decode_mode``).
+      score_mode: the instance-score rule (``rsn_tf.inference.estimator.pose_score``).
+      box_padding: (w, h) factors applied to a person box before the aspect fix.
+    """
+
+    __test__ = False  # not a pytest class, despite the name
+
+    name: RecipeName
+    decode_mode: RecipeName
+    score_mode: RecipeName
+    box_padding: tuple[float, float]
+
+
+RECIPES: dict[str, TestRecipe] = {
+    "authors": TestRecipe("authors", "authors", "authors", AUTHORS_BOX_PADDING),
+    "mmpose": TestRecipe("mmpose", "mmpose", "mmpose", MMPOSE_BOX_PADDING),
+}
+
+
+def get_recipe(name: str) -> TestRecipe:
+    """The named recipe; a clear error for anything else."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"recipe must be one of {sorted(RECIPES)} (got {name!r})") from None
+
+
+def decode_kernel_for(layout_name: str | None) -> int:
+    """The decode blur kernel of a keypoint layout: 9 for MPII, 5 for COCO and anything else."""
+    return MPII_DECODE_KERNEL if layout_name == "mpii" else DEFAULT_DECODE_KERNEL
