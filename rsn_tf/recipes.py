@@ -68,3 +68,19 @@ def get_recipe(name: str) -> TestRecipe:
 def decode_kernel_for(layout_name: str | None) -> int:
     """The decode blur kernel of a keypoint layout: 9 for MPII, 5 for COCO and anything else."""
     return MPII_DECODE_KERNEL if layout_name == "mpii" else DEFAULT_DECODE_KERNEL
+
+
+def default_recipe(metadata: dict | None) -> str:
+    """The recipe a model defaults to, from its metadata (an explicit choice by the caller always wins).
+
+    ``metadata["recipe"]`` when set; else ``"mmpose"`` for weights converted from mmpose
+    (``metadata["weights"] == "mmpose"``); else the loss mode of the experiment it was trained with
+    (``metadata["experiment"]["train"]["loss"]["mode"]``); else ``"authors"``.
+    """
+    meta = metadata or {}
+    if meta.get("recipe") in RECIPES:
+        return meta["recipe"]
+    if meta.get("weights") == "mmpose":
+        return "mmpose"
+    mode = (((meta.get("experiment") or {}).get("train") or {}).get("loss") or {}).get("mode")
+    return mode if mode in RECIPES else "authors"

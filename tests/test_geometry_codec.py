@@ -103,3 +103,13 @@ def test_decode_matches_cv2_reference_for_mmpose_mode():
     kp, sc = codec.decode(hm)
     assert kp[0, 0] == pytest.approx(4 * (20 + 0.5)) and kp[0, 1] == pytest.approx(4 * (30 - 0.25 + 0.5))
     assert sc[0] == pytest.approx(1.5, abs=1e-5)
+
+
+def test_default_recipe_follows_the_model_metadata():
+    from rsn_tf.recipes import default_recipe
+
+    assert default_recipe(None) == "authors"
+    assert default_recipe({"weights": "mmpose"}) == "mmpose"
+    assert default_recipe({"experiment": {"train": {"loss": {"mode": "mmpose"}}}}) == "mmpose"
+    assert default_recipe({"experiment": {"train": {"loss": {"mode": "authors"}}}}) == "authors"
+    assert default_recipe({"weights": "mmpose", "recipe": "authors"}) == "authors"
