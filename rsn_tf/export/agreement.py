@@ -94,6 +94,7 @@ def write_agreement_report(model, out_dir: str, formats, crop_sets: dict[str, np
 
     Writes ``out_dir/agreement.json`` and ``agreement.md``; returns the report.
     """
+    from rsn_tf.export.graph import heatmap_fn
     from rsn_tf.export.runtimes import load_runner
     from rsn_tf.io_utils import write_json, write_text
     from rsn_tf.model import inference_model
@@ -101,8 +102,7 @@ def write_agreement_report(model, out_dir: str, formats, crop_sets: dict[str, np
     cfg = model.rsn_config
     codec = decode.codec(cfg.input_size, cfg.heatmap_size)
     runners = {fmt: load_runner(FORMAT_TABLE[fmt].runtime, artifact_path(out_dir, fmt)) for fmt in formats}
-    final = inference_model(model)
-    report = agreement_report(lambda x: final.predict(x, verbose=0), runners, crop_sets, codec,
+    report = agreement_report(heatmap_fn(inference_model(model)), runners, crop_sets, codec,
                               extra={"model": model.name, **(extra or {})})
     report["decode"] = decode.to_dict()
     if "saved_model" in runners:  # in-graph keypoints vs the codec, on the SavedModel's own heatmaps

@@ -98,17 +98,16 @@ EXTRA_FORMATS = tuple(name for name, f in FORMAT_TABLE.items() if not f.in_all)
 
 
 def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"all"`` (= :data:`FORMATS`) or a comma list (or sequence) of format names -> list (order kept,
-    duplicates dropped). Raises ValueError naming the unknown names."""
+    """A comma list (or sequence) of format names, ``all`` standing for :data:`FORMATS` (e.g.
+    ``"all,onnx_int8"``) -> list (order kept, duplicates dropped). Raises ValueError naming unknown names."""
     items = text.split(",") if isinstance(text, str) else list(text)
     items = [s.strip() for s in items if s.strip()]
-    if items == ["all"]:
-        return list(FORMATS)
-    bad = [s for s in items if s not in FORMAT_TABLE]
+    bad = [s for s in items if s not in FORMAT_TABLE and s != "all"]
     if bad or not items:
         raise ValueError(f"--formats: unknown {bad or items}; expected 'all' or a comma list of "
                          f"{', '.join(FORMAT_TABLE)}")
-    return list(dict.fromkeys(items))
+    expanded = [f for s in items for f in (FORMATS if s == "all" else (s,))]
+    return list(dict.fromkeys(expanded))
 
 
 def artifact_path(out_dir: str, fmt: str) -> str:
@@ -123,6 +122,11 @@ def file_size(path: str) -> int:
     return os.path.getsize(path)
 
 
+def installed(module: str) -> bool:
+    """Whether top-level ``module`` can be imported (found without importing it)."""
+    return importlib.util.find_spec(module) is not None
+
+
 class MissingExtraError(ModuleNotFoundError, ValueError):
     """An optional runtime is not installed. A ``ModuleNotFoundError`` (what it is) that is also a
     ``ValueError``, so that the ``rsn`` CLI reports it as one line, like every other input error."""
@@ -134,7 +138,7 @@ def require_modules(formats, what: str = "rsn export") -> None:
     missing = {}
     for fmt in formats:
         for module in FORMAT_TABLE[fmt].modules:
-            if importlib.util.find_spec(module) is None:
+            if not installed(module):
                 missing.setdefault(module, []).append(fmt)
     if missing:
         names = ", ".join(sorted(missing))

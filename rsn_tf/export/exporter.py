@@ -54,16 +54,17 @@ def export_model(model, out_dir: str, representative: np.ndarray, validation: np
     any export fails validation (after writing the manifest).
     """
     from rsn_tf.complexity import count_macs
-    from rsn_tf.export.graph import deploy_model, num_resizes
+    from rsn_tf.export.graph import deploy_model, heatmap_fn, num_resizes
     from rsn_tf.model import inference_model
 
     _require_rsn_model(model)
     decode = model_decode(model, config)
     os.makedirs(out_dir, exist_ok=True)
     validation = np.asarray(validation, np.float32)
-    reference = inference_model(model).predict(validation, verbose=0, batch_size=8)
+    reference = heatmap_fn(inference_model(model))(validation)
     deployed = deploy_model(model)
-    rewrite = compare(reference, deployed.predict(validation, verbose=0, batch_size=8))["heatmap_rel_max"]
+    deployed_fn = heatmap_fn(deployed)
+    rewrite = compare(reference, deployed_fn(validation))["heatmap_rel_max"]
     if not rewrite <= FP32_REL_MAX:  # the deploy rewrites are exact up to float rounding
         raise ValueError(f"deploy graph differs from the model: relative max difference {rewrite:.2e}")
     resizes = num_resizes(deployed)
@@ -85,7 +86,7 @@ def export_model(model, out_dir: str, representative: np.ndarray, validation: np
         _export_one(fmt, deployed, path, representative, decode, config)
         entry = {"path": os.path.relpath(path, out_dir), "bytes": file_size(path),
                  "export_s": round(time.perf_counter() - t0, 1)}
-        entry.update(_validate(fmt, path, deployed, validation, reference, resizes, decode, config))
+        entry.update(_validate(fmt, path, deployed, deployed_fn, validation, reference, resizes, decode, config))
         manifest["formats"][fmt] = entry
         status = "ok" if entry["ok"] else "FAILED: " + "; ".join(entry["problems"])
         log(f"[export] {fmt}: {entry['bytes'] / 1e6:.2f} MB, heatmap diff rel max {entry['heatmap_rel_max']:.2e} "
@@ -117,7 +118,7 @@ def _export_one(fmt, deployed, path, representative, decode: DecodeChoice, confi
         raise ValueError(f"unknown export format {fmt!r}")
 
 
-def _validate(fmt, path, deployed, validation, reference, resizes, decode, config) -> dict:
+def _validate(fmt, path, deployed, deployed_fn, validation, reference, resizes, decode, config) -> dict:
     from rsn_tf.export.runtimes import load_runner
 
     problems = []
@@ -146,22 +147,21 @@ def _validate(fmt, path, deployed, validation, reference, resizes, decode, confi
         if not check["ok"]:
             problems.append(f"{fmt}: {check['field']} {check['value']:.2e} > {check['bound']:g}")
     if fmt == "saved_model":
-        entry.update(_validate_serving(path, deployed, decode, config.input_order, problems))
+        entry.update(_validate_serving(path, deployed.rsn_config, deployed_fn, decode, config.input_order, problems))
     entry["problems"] = problems
     entry["ok"] = not problems
     return entry
 
 
-def _validate_serving(path, deployed, decode: DecodeChoice, input_order, problems) -> dict:
+def _validate_serving(path, cfg, deployed_fn, decode: DecodeChoice, input_order, problems) -> dict:
     """The uint8 signature (in-graph preprocessing) and the in-graph decode against numpy twins."""
     from rsn_tf.data.preprocess import preprocess
     from rsn_tf.export.saved_model import load_serving_model
 
-    cfg = deployed.rsn_config
     images = np.random.default_rng(0).integers(0, 256, (2, *cfg.input_size, 3), dtype=np.uint8)
     sig = load_serving_model(path)["serving_default"]
     out = {k: v.numpy() for k, v in sig(images=images).items()}
-    ref = deployed.predict(preprocess(images, cfg.preprocessing, input_order), verbose=0)
+    ref = deployed_fn(preprocess(images, cfg.preprocessing, input_order))
     uint8 = FORMAT_TABLE["saved_model"].validation.check(compare(ref, out["heatmaps"]))
     if not uint8["ok"]:
         problems.append(f"saved_model serving_default (uint8): heatmap rel max diff {uint8['value']:.2e}")

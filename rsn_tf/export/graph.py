@@ -28,6 +28,8 @@ stay in numpy (:mod:`rsn_tf.codec`, :mod:`rsn_tf.geometry`), shared by every run
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import keras
 import numpy as np
@@ -68,6 +70,34 @@ def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> DeployMod
     rebuilt = RSNModel(config, metadata=model.metadata, name=model.name)
     copy_weights_by_name(model, rebuilt)
     return DeployModel(rebuilt.input, rebuilt.outputs[-1], config, model.metadata, name=f"{model.name}_deploy")
+
+
+def input_hw(model: keras.Model) -> tuple[int, int]:
+    """(H, W) of a Keras model's crop input [N,H,W,3]."""
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        raise ValueError(f"{model.name}: expected a fixed-size crop input [N,H,W,3], got {shape}")
+    return int(shape[1]), int(shape[2])
+
+
+def heatmap_fn(model: keras.Model, batch: int = 8):
+    """``crops [N,H,W,3] float32 -> heatmaps [N,h,w,K]`` numpy, for a single-output crop model (the deploy
+    graph, :func:`rsn_tf.model.inference_model`), in batches of ``batch``.
+
+    One ``tf.function`` with a batch-free input signature, traced once per model. (``model.predict`` traces
+    Keras' predict step once per model and again per new batch size, and TF counts the traces of every
+    function with the same Python code together: a few exports in one process print its "triggered
+    tf.function retracing" warning. A ``functools.partial`` of the model has no code of its own, so TF
+    counts per model.)
+    """
+    h, w = input_hw(model)
+    fn = tf.function(functools.partial(model, training=False), jit_compile=False,
+                     input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
+
+    def run(crops) -> np.ndarray:
+        x = np.asarray(crops, np.float32)
+        return np.concatenate([fn(tf.constant(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+    return run
 
 
 def num_resizes(model: keras.Model) -> int:

@@ -21,7 +21,7 @@ def export_onnx(deployed, out_path: str, opset: int = DEFAULT_OPSET) -> str:
     import tensorflow as tf
     import tf2onnx
 
-    from rsn_tf.export.saved_model import input_hw
+    from rsn_tf.export.graph import input_hw
     from rsn_tf.io_utils import atomic_path
 
     if opset < 13:
@@ -93,9 +93,10 @@ def fold_split_transposes(model) -> int:
 
 def quantize_onnx(fp32_path: str, out_path: str, representative) -> str:
     """Static int8 quantisation of an exported ONNX model with onnxruntime: QDQ format, per-channel int8
-    weights, uint8 activations (onnxruntime's fast path on x86; int8 activations ran at 0.35x BlazePose-full
-    against 0.76x for uint8 in EDGE_NOTES), calibrated on ``representative`` normalised crops [M,H,W,3]
-    (fed one by one, MinMax). Input and output stay float32."""
+    weights, uint8 activations (onnxruntime's fast path on x86: its U8S8 kernels; int8 activations ran at
+    less than half the speed on this project's CPU), calibrated on ``representative`` normalised crops
+    [M,H,W,3] (fed one by one, MinMax). Input and output stay float32. Writes nothing outside temporary
+    folders and ``out_path``."""
     import os
     import tempfile
 

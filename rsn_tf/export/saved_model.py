@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from rsn_tf.data.preprocess import preprocess_tf
-from rsn_tf.export.graph import DeployModel, decode_heatmaps
+from rsn_tf.export.graph import DeployModel, decode_heatmaps, input_hw
 
 
 def save_serving_model(deployed: DeployModel, path: str, decode_kernel: int = 5, input_order: str = "bgr",
@@ -67,14 +67,6 @@ def save_heatmap_model(deployed: keras.Model, path: str) -> str:
 
     _write(deployed, path, {"serving_default": heatmaps})
     return path
-
-
-def input_hw(model: keras.Model) -> tuple[int, int]:
-    """(H, W) of a Keras model's crop input [N,H,W,3]."""
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[1] is None or shape[2] is None:
-        raise ValueError(f"{model.name}: expected a fixed-size crop input [N,H,W,3], got {shape}")
-    return int(shape[1]), int(shape[2])
 
 
 def _write(deployed, path, functions):
