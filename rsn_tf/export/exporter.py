@@ -214,8 +214,7 @@ def export_and_report(model, out_dir: str, calibration: np.ndarray, check_sets: 
 
 def export_with_crops(model, out_dir: str, config: ExportConfig = ExportConfig(),
                       log=print) -> tuple[dict, dict | None]:
-    """:func:`export_and_report` with crops drawn from the input pipeline (what ``rsn export`` and the
-    demo call).
+    """:func:`export_and_report` with crops drawn from the input pipeline (what ``rsn export`` calls).
 
     Calibration (int8): ``config.calib_coco`` (a user's COCO keypoints json, images beside it or in
     ``calib_images``), else ``calib_synth`` (a folder written by ``rsn synth``), else fresh synthetic
