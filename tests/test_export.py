@@ -15,7 +15,7 @@ for _module in ("ai_edge_litert", "onnxruntime", "tf2onnx"):  # the "export" ext
     pytest.importorskip(_module)
 from rsn_tf.codec import MegviiHeatmapCodec
 from rsn_tf.complexity import count_macs
-from rsn_tf.export.exporter import FORMATS, parse_formats
+from rsn_tf.export.core import FORMATS, ExportConfig, parse_formats
 from rsn_tf.model import ModelConfig, RSNModel, inference_model
 
 TINY = ModelConfig(input_size=(64, 64), num_blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128), stem_channels=16,
@@ -59,6 +59,9 @@ def test_deploy_model_is_exact_and_cheaper():
     # the 7x7 kernel zero-extended to 8x8: 64/49 of the stem conv's MACs
     stem = 32 * 32 * 16 * 3
     assert count_macs(deployed) - count_macs(plain) == stem * 64 - stem * 49
+    # a typed deploy graph (its config and metadata are constructor arguments, not patched on afterwards)
+    from rsn_tf.export.graph import DeployModel
+    assert type(deployed) is DeployModel and deployed.metadata == model.metadata
     with pytest.raises(ValueError, match="RSNModel"):
         deploy_model(inference_model(model))
 
@@ -75,22 +78,43 @@ def _gaussian_maps(rng, n, h, w, k):
     return maps + rng.normal(0, 0.5, maps.shape).astype(np.float32)
 
 
+def _edge_maps(n, h, w, k):
+    """Maps that take the decodes' special branches: all zero, all negative, peaks on every border row and
+    column and one pixel inside them (mmpose refines only where 1 < x < w-1 and 1 < y < h-1)."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    maps = np.zeros((n, h, w, k), np.float32)
+    peaks = [(0, 0), (1, 1), (2, 2), (w - 1, h - 1), (w - 2, h - 2), (w - 3, h - 3), (0, h // 2), (1, h // 2),
+             (w // 2, 0), (w // 2, 1), (w - 1, h // 2), (w - 2, h // 2), (w // 2, h - 1), (w // 2, h - 2)]
+    for i in range(n):
+        for j in range(k):
+            px, py = peaks[(i * k + j) % len(peaks)]
+            sx, sy = (1 if (i + j) % 2 else -1), (1 if (i + 2 * j) % 4 < 2 else -1)
+            cx, cy = px + 0.3 * sx, py + 0.2 * sy  # off the pixel centre: no exact gradient ties
+            maps[i, :, :, j] = 255 * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 4.5)
+    maps[0, :, :, 0] = 0.0  # flat zero: mmpose's peak <= 0 branch (-1, -1) and the authors' clip to (0, 0)
+    maps[0, :, :, 1] = -np.abs(maps[0, :, :, 1]) - 1.0  # all negative
+    return maps
+
+
+@pytest.mark.parametrize("mode", ["authors", "mmpose"])
 @pytest.mark.parametrize("kernel", [5, 9])
-def test_in_graph_decode_matches_codec(kernel):
+def test_in_graph_decode_matches_codec(kernel, mode):
     from rsn_tf.export.graph import decode_heatmaps
 
     rng = np.random.default_rng(kernel)
-    codec = MegviiHeatmapCodec((64, 48), decode_kernel=kernel)
-    maps = _gaussian_maps(rng, 6, 16, 12, 17)
-    kp, sc = (t.numpy() for t in decode_heatmaps(maps, (64, 48), kernel))
-    ref_kp, ref_sc = codec.decode(maps)
-    np.testing.assert_allclose(kp, ref_kp, atol=1e-3)
-    np.testing.assert_allclose(sc, ref_sc, atol=1e-4)
+    codec = MegviiHeatmapCodec((64, 48), decode_kernel=kernel, decode_mode=mode)
+    for maps in (_gaussian_maps(rng, 6, 16, 12, 17), _edge_maps(4, 16, 12, 17)):
+        kp, sc = (t.numpy() for t in decode_heatmaps(maps, (64, 48), kernel, mode))
+        ref_kp, ref_sc = codec.decode(maps)
+        np.testing.assert_allclose(kp, ref_kp, atol=1e-3)
+        np.testing.assert_allclose(sc, ref_sc, atol=1e-4)
     # Noise maps: many near-equal values; float rounding of the blur may flip a rare near-tie.
     noise = rng.normal(0, 50, (4, 16, 12, 17)).astype(np.float32)
-    kp, _ = (t.numpy() for t in decode_heatmaps(noise, (64, 48), kernel))
+    kp, _ = (t.numpy() for t in decode_heatmaps(noise, (64, 48), kernel, mode))
     same = np.linalg.norm(kp - codec.decode(noise)[0], axis=-1) < 1e-3
     assert same.mean() >= 0.97
+    with pytest.raises(ValueError, match="decode mode"):
+        decode_heatmaps(noise, (64, 48), kernel, "udp")
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -109,7 +133,7 @@ def exported(tmp_path_factory):
     if os.path.exists(coco_json):
         from rsn_tf.export.crops import coco_crops
         checks["coco"] = coco_crops(coco_json, TINY, limit=4)
-    manifest, report = export_and_report(model, out, "all", synth, checks, log=lambda *_: None)
+    manifest, report = export_and_report(model, out, synth, checks, ExportConfig(), log=lambda *_: None)
     return dict(root=str(root), out=out, model=model, manifest=manifest, report=report, crops=synth)
 
 
@@ -167,6 +191,11 @@ def test_agreement_report(exported):
         assert rows["tflite_fp16"]["heatmap_rel_max"] < 1e-2
     g = report["in_graph_decode"]
     assert g["identical_fraction"] >= 0.95 and g["keypoints"] > 0
+    # a model trained here with no recipe in its metadata: the authors' recipe, COCO's kernel, recorded
+    decode = {"recipe": "authors", "mode": "authors", "kernel": 5, "layout": "coco",
+              "recipe_from": "model metadata", "kernel_from": "keypoint layout"}
+    assert report["decode"] == decode and exported["manifest"]["decode"] == decode
+    assert "recipe authors" in md
 
 
 def test_saved_model_signatures(exported):
@@ -249,19 +278,34 @@ def test_bad_arguments_are_named():
         parse_list("1,x", "threads", cast=int)
     with pytest.raises(ValueError, match="tensorrt"):
         parse_list("onnx,tensorrt", "runtimes", ("onnx",))
+    assert parse_formats("all,onnx_int8") == [*FORMATS, "onnx_int8"]
     assert main(["export", "--weights", "/nonexistent/model.keras", "--out", "/tmp/x"]) == 2
 
 
 def test_export_cli_single_format(tmp_path):
-    from rsn_tf.cli import main
+    """``rsn export`` as a user runs it, in a fresh process whose working directory is an empty folder:
+    it stays empty (onnxruntime's quantiser writes nothing there), and the output is the project's own
+    (no TFLite quantiser debug line, no LiteRT delegate line, no TF retracing warning)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
 
     path = os.path.join(tmp_path, "tiny.keras")
     _tiny_model().save(path)
     out = os.path.join(tmp_path, "out")
-    rc = main(["export", "--weights", path, "--out", out, "--formats", "onnx,tflite_int8_io,onnx_int8",
-               "--calib-count", "2",
-               "--check-coco", "none", "--check-synth", "1"])
-    assert rc == 0
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "rsn_tf", "export", "--weights", path, "--out", out,
+                           "--formats", "onnx,tflite_int8_io,onnx_int8", "--calib-count", "2", "--check-synth", "1"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert os.listdir(cwd) == []
+    output = proc.stdout + proc.stderr
+    for noise in ("fully_quantize", "XNNPACK delegate", "retracing", "sym_shape_infer", "Traceback"):
+        assert noise not in output, output[-3000:]
+    assert "[export] onnx_int8:" in proc.stdout and "decode: recipe authors, kernel 5" in proc.stdout
     report = json.load(open(os.path.join(out, "agreement.json")))
     assert list(report["sets"]) == ["synthetic"] and report["sets"]["synthetic"]["onnx"]["target"]["ok"]
     assert set(report["sets"]["synthetic"]) == {"onnx", "tflite_int8_io", "onnx_int8"}
@@ -274,6 +318,146 @@ def test_export_cli_single_format(tmp_path):
     assert interp.get_input_details()[0]["dtype"] == np.int8 and interp.get_output_details()[0]["dtype"] == np.int8
     ops = manifest["formats"]["tflite_int8_io"]["ops"]
     assert "QUANTIZE" not in ops and "DEQUANTIZE" not in ops
+
+
+def test_onnx_int8_writes_nothing_into_the_working_directory(exported, tmp_path, monkeypatch):
+    """The quantiser alone, in this process, with the working directory an empty folder."""
+    from rsn_tf.export.onnx import quantize_onnx
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = quantize_onnx(os.path.join(exported["out"], "rsn.onnx"), str(tmp_path / "q.onnx"), exported["crops"][:2])
+    assert os.path.exists(out) and os.listdir(cwd) == [] and os.getcwd() == str(cwd)
+
+
+def test_missing_export_extra_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+    from rsn_tf.cli import main
+    from rsn_tf.export import core
+
+    monkeypatch.setattr(core, "installed", lambda module: module != "ai_edge_litert")
+    out = tmp_path / "out"
+    assert main(["export", "--preset", "rsn18", "--out", str(out), "--formats", "onnx,tflite_int8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tflite_int8" in err[0] and "ai_edge_litert" in err[0], err
+    assert 'pip install -e ".[export]"' in err[0] and err[0].startswith("rsn export: error:")
+    assert main(["bench", "--preset", "rsn18", "--out", str(out), "--runtimes", "keras,tflite_fp32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rsn bench: error:") and 'pip install -e ".[export]"' in err[0]
+    assert not out.exists()
+    with pytest.raises(ModuleNotFoundError, match="ai_edge_litert"):  # what it is, for library callers
+        core.require_modules(["tflite_fp16"])
+    core.require_modules(["onnx", "saved_model"])
+
+
+def test_export_config_checks_every_field(tmp_path):
+    assert ExportConfig(formats="all,onnx_int8").formats == (*FORMATS, "onnx_int8")
+    for kwargs, field in [({"formats": "tflite_int4"}, "--formats"), ({"recipe": "udp"}, "recipe"),
+                          ({"decode_kernel": 4}, "--decode-kernel"), ({"opset": 11}, "--opset"),
+                          ({"input_order": "bgra"}, "--input-order"), ({"calib_count": 0}, "--calib-count"),
+                          ({"check_synth": -1}, "--check-synth")]:
+        with pytest.raises(ValueError, match=field):
+            ExportConfig(**kwargs)
+    with pytest.raises(FileNotFoundError, match="--calib-coco"):
+        ExportConfig(calib_coco=str(tmp_path / "missing.json")).check_inputs()
+    with pytest.raises(FileNotFoundError, match="--check-coco"):
+        ExportConfig(check_coco=str(tmp_path / "missing.json")).check_inputs()
+
+
+def test_decode_follows_the_model_and_an_explicit_choice_wins():
+    from rsn_tf.export.core import resolve_decode
+
+    d = resolve_decode(17, {"weights": "mmpose"})
+    assert (d.recipe, d.mode, d.kernel, d.layout, d.recipe_from) == ("mmpose", "mmpose", 5, "coco", "model metadata")
+    d = resolve_decode(16, {"keypoints": "mpii"})  # the MPII kernel, from the model's keypoint layout
+    assert (d.recipe, d.kernel, d.kernel_from) == ("authors", 9, "keypoint layout")
+    assert resolve_decode(16, {}).kernel == 9  # K=16 without a spec is MPII
+    assert resolve_decode(17, {"recipe": "mmpose", "weights": "mmpose"}, "authors", 7).to_dict() == {
+        "recipe": "authors", "mode": "authors", "kernel": 7, "layout": "coco", "recipe_from": "config",
+        "kernel_from": "config"}
+    train_mmpose = {"experiment": {"train": {"loss": {"mode": "mmpose"}}}}
+    assert resolve_decode(17, train_mmpose).recipe == "mmpose"
+
+
+def test_mmpose_mpii_model_exports_its_recipe(tmp_path):
+    """A converted-from-mmpose MPII model: the SavedModel decodes in-graph with mmpose's rule and MPII's 9x9
+    kernel, the manifest says so, and an estimator on the export picks both up."""
+    from rsn_tf.export.exporter import export_model, load_exported_estimator
+    from rsn_tf.recipes import MMPOSE_BOX_PADDING
+
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = RSNModel(TINY.replace(num_keypoints=16), metadata={"weights": "mmpose", "keypoints": "mpii"})
+    crops = _x(8, seed=4)
+    out = os.path.join(tmp_path, "mpii")
+    manifest = export_model(model, out, crops, crops, ExportConfig(formats="saved_model"), log=lambda *_: None)
+    assert manifest["decode"] == {"recipe": "mmpose", "mode": "mmpose", "kernel": 9, "layout": "mpii",
+                                  "recipe_from": "model metadata", "kernel_from": "keypoint layout"}
+    # the served keypoints against MegviiHeatmapCodec(decode_mode="mmpose", decode_kernel=9) on the served heatmaps
+    entry = manifest["formats"]["saved_model"]
+    assert entry["ok"] and entry["in_graph_decode"]["identical_fraction"] >= 0.95, entry
+    est = load_exported_estimator(out, "saved_model")
+    assert est.decode_mode == "mmpose" and est.codec.decode_kernel == 9 and est.box_padding == MMPOSE_BOX_PADDING
+
+
+def test_heatmap_fn_traces_once_per_model():
+    """Running several models through heatmap_fn, at several batch sizes, never trips TF's retracing warning
+    (``model.predict`` in the same loop does)."""
+    import logging
+
+    import keras
+
+    from rsn_tf.export.graph import heatmap_fn
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        x = _x(5)
+        for i in range(7):
+            inputs = keras.Input((64, 64, 3))
+            model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name=f"c{i}")(inputs))
+            fn = heatmap_fn(model, batch=2)
+            assert fn(x).shape == (5, 62, 62, 2) and fn(x[:1]).shape == (1, 62, 62, 2)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]
+
+
+def test_export_package_is_a_tree_around_a_leaf_core():
+    """No import cycle among rsn_tf.export and rsn_tf.bench (every import statement, function-level ones
+    included), and rsn_tf.export.core imports no other export module."""
+    import ast
+
+    from conftest import REPO
+
+    graph = {}
+    for package in ("export", "bench"):
+        folder = os.path.join(REPO, "rsn_tf", package)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                module = f"rsn_tf.{package}." + name[:-3]
+                tree = ast.parse(open(os.path.join(folder, name)).read())
+                deps = set()
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.ImportFrom) and node.module:
+                        deps.add(node.module)
+                        deps.update(f"{node.module}.{a.name}" for a in node.names)
+                    elif isinstance(node, ast.Import):
+                        deps.update(a.name for a in node.names)
+                graph[module.removesuffix(".__init__")] = deps
+    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+    assert graph["rsn_tf.export.core"] == set()
+
+    def visit(module, path):
+        assert module not in path, " -> ".join([*path, module])
+        for dep in graph[module]:
+            visit(dep, [*path, module])
+    for module in graph:
+        visit(module, [])
 
 
 def test_coco_crops_are_pipeline_crops():

@@ -51,7 +51,6 @@ def profile_stages(model, calibration: np.ndarray, out_dir: str, threads: int = 
     with tempfile.TemporaryDirectory(prefix="rsn_profile_") as tmp:
         for i, (label, layer) in enumerate(cuts):
             sub = keras.Model(deployed.input, deployed.get_layer(layer).output, name=f"prefix{i}")
-            sub.rsn_config = deployed.rsn_config
             path = export_tflite(sub, os.path.join(tmp, f"prefix{i}.tflite"), "int8", calibration)
             runners.append(TFLiteRunner(path, threads=threads))
             macs.append(count_macs(sub))

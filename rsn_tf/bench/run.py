@@ -22,7 +22,16 @@ import tempfile
 
 import numpy as np
 
-RUNTIMES = ("keras", "saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "tflite_int8_io", "onnx", "onnx_int8")
+from rsn_tf.export.core import FORMAT_TABLE, require_modules
+
+#: ``keras`` (the .keras model's deploy graph in TF) and every export format.
+RUNTIMES = ("keras", *FORMAT_TABLE)
+
+
+def require_runtimes(runtimes, peers=()) -> None:
+    """One clear error naming the extra to install when a runtime (or the peers' TFLite) is missing."""
+    formats = [r for r in runtimes if r in FORMAT_TABLE] + (["tflite_fp32"] if peers else [])
+    require_modules(formats, "rsn bench")
 
 
 def parse_list(text, what: str, allowed=None, cast=str) -> list:
@@ -52,13 +61,19 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    import ai_edge_litert
-    import onnxruntime
+    import importlib.metadata
+
     import tensorflow as tf
+
+    def version(dist):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
 
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "tensorflow": tf.__version__,
-            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"), "onnxruntime": onnxruntime.__version__,
+            "ai_edge_litert": version("ai-edge-litert"), "onnxruntime": version("onnxruntime"),
             "numpy": np.__version__}
 
 
@@ -70,7 +85,8 @@ def prepare_model(name: str, model, models_dir: str, runtimes, reuse: bool, log=
     """Export ``model`` for ``runtimes`` under ``models_dir/name``; returns {runtime: (kind, path)} + facts."""
     from rsn_tf.complexity import count_macs
     from rsn_tf.export.crops import synthetic_crops
-    from rsn_tf.export.exporter import RUNTIME_OF, artifact_path, export_model, file_size
+    from rsn_tf.export.core import FORMAT_TABLE, ExportConfig, artifact_path, file_size
+    from rsn_tf.export.exporter import export_model
     from rsn_tf.export.graph import deploy_model
 
     out = os.path.join(models_dir, name)
@@ -85,12 +101,12 @@ def prepare_model(name: str, model, models_dir: str, runtimes, reuse: bool, log=
         if os.path.exists(out) and not reuse:
             raise ValueError(f"{out} exists; pass a fresh --out or --reuse to keep its exports")
         calib = synthetic_crops(model.rsn_config, num_images=16, seed=0, limit=32)
-        manifest = export_model(model, out, todo, calib, calib[:4], log=log)
+        manifest = export_model(model, out, calib, calib[:4], ExportConfig(formats=tuple(todo)), log=log)
         have.update(manifest["formats"])
         manifest["formats"] = have
         from rsn_tf.io_utils import write_json
         write_json(manifest_path, manifest)
-    paths = {f: (RUNTIME_OF[f], artifact_path(out, f)) for f in formats}
+    paths = {f: (FORMAT_TABLE[f].runtime, artifact_path(out, f)) for f in formats}
     if "keras" in runtimes:
         keras_path = os.path.join(out, "model.keras")
         if not (reuse and os.path.exists(keras_path)):
@@ -114,6 +130,7 @@ def run_benchmark(models: dict, out_dir: str, runtimes=RUNTIMES, threads=(1,), b
     runtimes = parse_list(runtimes, "runtimes", RUNTIMES)
     threads = parse_list(threads, "threads", cast=int)
     batches = parse_list(batches, "batch", cast=int)
+    require_runtimes(runtimes, peers)
     for p in peers:
         if not os.path.exists(p):
             raise FileNotFoundError(f"--peer-tflite: {p} not found")

@@ -5,7 +5,7 @@ worker per thread count because TF's thread pools are per process; TFLite and on
 count per model. Environment ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` is set by the parent so the
 numpy matmul roofline uses the same number of threads.
 
-Protocol (EDGE_NOTES "Measuring"): every cell is loaded and warmed up, its invokes per block are set
+Protocol (interleaved, so that load changes on a shared machine hit every cell alike): every cell is loaded and warmed up, its invokes per block are set
 so that a block lasts about ``block_seconds``; then ``rounds`` rounds each time one block of every
 cell, the cell order rotated by one each round. Result: per cell the seconds per invoke of every
 block (round order), so the parent can take medians and per-round ratios between cells.

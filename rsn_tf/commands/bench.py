@@ -31,16 +31,19 @@ def add_arguments(p):
 
 def run(args) -> int:
     from rsn_tf.bench.report import markdown
-    from rsn_tf.bench.run import run_benchmark
-    from rsn_tf.export.exporter import load_model
+    from rsn_tf.bench.run import RUNTIMES, parse_list, require_runtimes, run_benchmark
+    from rsn_tf.inference.estimator import load_model  # rsn_tf.load_model(ref) once the one loader lands
+    from rsn_tf.model import build_rsn
 
     if args.rounds < 1 or args.block_seconds <= 0 or args.warmup < 0:
         raise ValueError("--rounds must be >= 1, --block-seconds > 0, --warmup >= 0")
+    require_runtimes(parse_list(args.runtimes, "runtimes", RUNTIMES), args.peer_tflite)  # before any model loads
     if args.weights:
         models = {os.path.splitext(os.path.basename(args.weights))[0]: load_model(args.weights)}
     else:
         names = [s.strip() for s in args.preset.split(",") if s.strip()]
-        models = {name: load_model(preset=name, input_size=args.input) for name in names}
+        models = {name: build_rsn(name, input_size=args.input, metadata={"weights": "random (untrained)"})
+                  for name in names}
     # The command line as typed, for the report (empty when called as a library, e.g. from tests).
     command = "rsn " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("rsn", "__main__.py")) \
         else ""

@@ -1,11 +1,7 @@
 """rsn export: a trained model -> SavedModel / TFLite fp32, fp16, int8 / ONNX, each validated, plus the agreement report."""
 from __future__ import annotations
 
-import os
-
 HELP = "export a model to SavedModel, TFLite (fp32/fp16/int8) and ONNX, validate each, write the agreement report"
-
-DEFAULT_CHECK_COCO = os.path.join("..", "shared", "data", "coco_sample", "test_coco.json")
 
 
 def add_arguments(p):
@@ -22,33 +18,44 @@ def add_arguments(p):
     p.add_argument("--calib-images", default=None, help="image folder of --calib-coco (default: beside the json)")
     p.add_argument("--calib-synth", default=None, help="int8 calibration from a synthetic set written by 'rsn synth'")
     p.add_argument("--calib-count", type=int, default=64, help="representative crops for int8 (default 64)")
-    p.add_argument("--check-coco", default=DEFAULT_CHECK_COCO,
-                   help="real crops for the agreement report: a COCO keypoints json ('none' to skip; default "
-                        "../shared/data/coco_sample/test_coco.json when present)")
+    p.add_argument("--check-coco", default=None,
+                   help="real crops for the agreement report: a COCO keypoints json, images beside it "
+                        "(default: none, synthetic crops only)")
     p.add_argument("--check-synth", type=int, default=16,
                    help="synthetic images (seed 1000, unseen by calibration) for the agreement report (0 = none)")
     p.add_argument("--input-order", choices=("bgr", "rgb"), default="bgr",
                    help="channel order of the SavedModel's uint8 input (default bgr, as OpenCV reads images)")
-    p.add_argument("--decode-kernel", type=int, default=5, help="decode blur kernel (5 COCO, 9 MPII)")
+    p.add_argument("--recipe", choices=("authors", "mmpose"), default=None,
+                   help="test recipe of the SavedModel's in-graph decode and the agreement report (default: the "
+                        "model's own: mmpose for converted mmpose weights, else its training mode's)")
+    p.add_argument("--decode-kernel", type=int, default=None,
+                   help="decode blur kernel (default: the model's keypoint layout's, 9 for MPII, 5 otherwise)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 13)")
 
 
 def run(args) -> int:
-    from rsn_tf.export.exporter import export_with_crops, load_model, parse_formats
+    from rsn_tf.export.core import ExportConfig
 
-    formats = parse_formats(args.formats)
     check_coco = None if args.check_coco in (None, "", "none") else args.check_coco
-    if check_coco and not os.path.exists(check_coco):
-        if check_coco != DEFAULT_CHECK_COCO:
-            raise FileNotFoundError(f"--check-coco: {check_coco} not found")
-        check_coco = None  # the shared sample is absent: synthetic crops only
-    model = load_model(args.weights, args.preset, args.input)
-    note = args.weights or f"{args.preset} with random weights (untrained)"
-    manifest, report = export_with_crops(
-        model, args.out, formats, args.calib_coco, args.calib_images, args.calib_synth, args.calib_count,
-        check_coco, args.check_synth, args.decode_kernel, args.opset, args.input_order, note)
+    config = ExportConfig(
+        formats=args.formats, recipe=args.recipe, decode_kernel=args.decode_kernel, opset=args.opset,
+        input_order=args.input_order, calib_coco=args.calib_coco, calib_images=args.calib_images,
+        calib_synth=args.calib_synth, calib_count=args.calib_count, check_coco=check_coco,
+        check_synth=args.check_synth, weights_note=args.weights or f"{args.preset} with random weights (untrained)")
+    config.check_inputs()  # files and installed runtimes, before the model loads
+    from rsn_tf.export.exporter import export_with_crops
+
+    if args.weights:
+        # rsn_tf.load_model(ref) once the one loader lands (presets, .pth, .weights.h5 as well)
+        from rsn_tf.inference.estimator import load_model
+        model = load_model(args.weights)  # export_with_crops checks it is an RSNModel before any work
+    else:
+        from rsn_tf.model import build_rsn
+        model = build_rsn(args.preset, input_size=args.input, metadata={"weights": "random (untrained)"})
+    manifest, report = export_with_crops(model, args.out, config)
     print(f"wrote {len(manifest['formats'])} formats to {args.out} (manifest.json"
-          f"{', agreement.json/.md' if report else ''})")
+          f"{', agreement.json/.md' if report else ''}; decode: recipe {manifest['decode']['recipe']}, "
+          f"kernel {manifest['decode']['kernel']})")
     if report is not None and not report["all_targets_met"]:
         print("note: some agreement targets are not met; see agreement.md")
     return 0

@@ -1,81 +1,47 @@
 """Agreement of every exported format with the Keras fp32 model, as JSON and markdown.
 
-Per format and crop set:
+Per format and crop set, one :func:`rsn_tf.export.core.compare` row:
 - heatmaps: ``max_abs``/``mean_abs`` difference, and ``rel_max`` = max_abs / max |Keras heatmap|
-  (the issue's "relative" measure; target <= 1e-4 for fp32 formats).
-- keypoints: both heatmap sets decoded by the same :class:`rsn_tf.codec.MegviiHeatmapCodec`; the
-  distance between the two keypoints of every (crop, joint), in heatmap pixels (crop pixels / stride)
-  — mean, p95, max. Target for int8: mean <= 1 heatmap pixel.
+  (target <= 1e-4 for fp32 formats).
+- keypoints: both heatmap sets decoded by the same :class:`rsn_tf.codec.MegviiHeatmapCodec` in the
+  model's recipe (:class:`rsn_tf.export.core.DecodeChoice`); the distance between the two keypoints of
+  every (crop, joint), in heatmap pixels (crop pixels / stride) — mean, p95, max. Target for int8:
+  mean <= 1 heatmap pixel.
 - ``saved_model`` also reports its in-graph keypoints against the codec's on the same heatmaps.
 
-The reference is the Keras model as trained (all heads built, final head read), so the deploy rewrite
+Targets are the ``target`` bounds of :data:`rsn_tf.export.core.FORMAT_TABLE`. The reference is the Keras
+model as trained (all heads built, final head read), so the deploy rewrite
 (:func:`rsn_tf.export.graph.deploy_model`) is covered by every row.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from rsn_tf.codec import MegviiHeatmapCodec
-
-# format -> (field, bound): the issue's targets.
-TARGETS = {
-    "saved_model": ("heatmap_rel_max", 1e-4),
-    "tflite_fp32": ("heatmap_rel_max", 1e-4),
-    "onnx": ("heatmap_rel_max", 1e-4),
-    "tflite_int8": ("keypoint_mean_hm_px", 1.0),
-    "tflite_int8_io": ("keypoint_mean_hm_px", 1.0),
-    "onnx_int8": ("keypoint_mean_hm_px", 1.0),
-}
-
-
-def compare(reference: np.ndarray, other: np.ndarray, codec: MegviiHeatmapCodec) -> dict:
-    """Heatmap and keypoint agreement of ``other`` with ``reference`` (both [N,h,w,K])."""
-    ref = np.asarray(reference, np.float32)
-    out = np.asarray(other, np.float32)
-    if ref.shape != out.shape:
-        raise ValueError(f"heatmap shapes differ: reference {ref.shape} vs {out.shape}")
-    diff = np.abs(ref - out)
-    scale = float(np.abs(ref).max()) or 1.0
-    kr, _ = codec.decode(ref)
-    ko, _ = codec.decode(out)
-    stride = np.asarray(codec.stride, np.float32)
-    dist = np.linalg.norm((kr - ko) / stride, axis=-1).ravel()
-    return {
-        "crops": int(ref.shape[0]),
-        "keypoints": int(dist.size),
-        "heatmap_max_abs": float(diff.max()),
-        "heatmap_mean_abs": float(diff.mean()),
-        "heatmap_rel_max": float(diff.max()) / scale,
-        "reference_max_abs": scale,
-        "keypoint_mean_hm_px": float(dist.mean()),
-        "keypoint_p95_hm_px": float(np.percentile(dist, 95)),
-        "keypoint_max_hm_px": float(dist.max()),
-        "keypoint_mean_crop_px": float(np.linalg.norm(kr - ko, axis=-1).mean()),
-    }
+from rsn_tf.export.core import FORMAT_TABLE, DecodeChoice, artifact_path, compare, decode_agreement
 
 
 def target_check(fmt: str, row: dict) -> dict | None:
     """{"field", "bound", "value", "ok"} for formats with a target, else None."""
-    if fmt not in TARGETS:
-        return None
-    field, bound = TARGETS[fmt]
-    return {"field": field, "bound": bound, "value": row[field], "ok": bool(row[field] <= bound)}
+    target = FORMAT_TABLE[fmt].target
+    return target.check(row) if target else None
 
 
-def agreement_report(reference_fn, runners: dict, crop_sets: dict[str, np.ndarray], codec: MegviiHeatmapCodec,
-                     batch: int = 8, extra: dict | None = None) -> dict:
+def agreement_report(reference_fn, runners: dict, crop_sets: dict[str, np.ndarray], codec, batch: int = 8,
+                     extra: dict | None = None) -> dict:
     """Compare every runner with ``reference_fn`` on every crop set.
 
-    reference_fn: normalised crops [B,H,W,3] -> heatmaps. runners: {format: Runner} (see
-    :mod:`rsn_tf.export.runtimes`; each is fed batches of ``batch`` or fewer). crop_sets: {name: normalised crops [M,H,W,3]}.
+    reference_fn: normalised crops [B,H,W,3] -> heatmaps [B,h,w,K]. runners: {format: Runner} (see
+    :mod:`rsn_tf.export.runtimes`; each is fed batches of ``batch`` or fewer). crop_sets: {name: normalised
+    crops [M,H,W,3]}. codec: the :class:`rsn_tf.codec.MegviiHeatmapCodec` both sides are decoded with.
     """
     report = {"decode": {"mode": codec.decode_mode, "kernel": codec.decode_kernel}, "sets": {}, **(extra or {})}
     for set_name, crops in crop_sets.items():
         ref = _batched(reference_fn, crops, batch)
         rows = {}
         for fmt, runner in runners.items():
-            out = _batched(runner.predict, crops, batch)
-            row = compare(ref, out, codec)
+            row = compare(ref, _batched(runner.predict, crops, batch), codec)
             row["target"] = target_check(fmt, row)
             rows[fmt] = row
         report["sets"][set_name] = rows
@@ -90,13 +56,15 @@ def _batched(fn, x, batch):
 
 def report_markdown(report: dict) -> str:
     """The agreement report as markdown tables (one per crop set)."""
-    lines = [f"# Export agreement with Keras fp32", ""]
-    for key in ("model", "weights", "note"):
+    lines = ["# Export agreement with Keras fp32", ""]
+    for key in ("model", "weights", "calibration", "note"):
         if report.get(key):
             lines.append(f"- {key}: {report[key]}")
     d = report["decode"]
-    lines += [f"- keypoints decoded by MegviiHeatmapCodec(mode={d['mode']}, kernel={d['kernel']}) on both sides; "
-              "distances in heatmap pixels (1 hm px = 4 crop px)", ""]
+    recipe = f"recipe {d['recipe']} ({d['recipe_from']}), " if "recipe" in d else ""
+    lines += [f"- keypoints decoded by MegviiHeatmapCodec(mode={d['mode']}, kernel={d['kernel']}) on both sides "
+              f"({recipe}kernel from {d.get('kernel_from', '?')}); distances in heatmap pixels (1 hm px = 4 crop px)",
+              ""]
     for set_name, rows in report["sets"].items():
         first = next(iter(rows.values()), None)
         n = f" ({first['crops']} crops, {first['keypoints']} keypoints)" if first else ""
@@ -112,38 +80,37 @@ def report_markdown(report: dict) -> str:
         lines.append("")
     if "in_graph_decode" in report:
         g = report["in_graph_decode"]
-        lines += ["## SavedModel in-graph decode vs MegviiHeatmapCodec (same heatmaps)", "",
+        lines += [f"## SavedModel in-graph decode ({d['mode']}) vs MegviiHeatmapCodec (same heatmaps)", "",
                   f"- {g['keypoints']} keypoints: mean {g['mean_crop_px']:.2e} crop px, max {g['max_crop_px']:.2e}, "
                   f"identical (<1e-3 px) {g['identical_fraction'] * 100:.1f}%; scores max diff {g['score_max_abs']:.2e}", ""]
     lines.append(f"All targets met: {'yes' if report['all_targets_met'] else 'NO'}")
     return "\n".join(lines) + "\n"
 
 
-def write_agreement_report(model, out_dir: str, formats, crop_sets: dict[str, np.ndarray], decode_kernel: int = 5,
+def write_agreement_report(model, out_dir: str, formats, crop_sets: dict[str, np.ndarray], decode: DecodeChoice,
                            extra: dict | None = None) -> dict:
-    """Agreement of the exports under ``out_dir`` (see :mod:`rsn_tf.export.exporter`) with ``model``.
+    """Agreement of the exports under ``out_dir`` (see :mod:`rsn_tf.export.exporter`) with ``model`` (an
+    :class:`rsn_tf.model.RSNModel`), keypoints decoded as ``decode`` says.
 
     Writes ``out_dir/agreement.json`` and ``agreement.md``; returns the report.
     """
-    import os
-
-    from rsn_tf.export.exporter import RUNTIME_OF, artifact_path, in_graph_decode_agreement
+    from rsn_tf.export.graph import heatmap_fn
     from rsn_tf.export.runtimes import load_runner
     from rsn_tf.io_utils import write_json, write_text
     from rsn_tf.model import inference_model
 
     cfg = model.rsn_config
-    codec = MegviiHeatmapCodec(cfg.input_size, decode_kernel=decode_kernel)
-    runners = {fmt: load_runner(RUNTIME_OF[fmt], artifact_path(out_dir, fmt)) for fmt in formats}
-    final = inference_model(model)
-    report = agreement_report(lambda x: final.predict(x, verbose=0), runners, crop_sets, codec,
+    codec = decode.codec(cfg.input_size, cfg.heatmap_size)
+    runners = {fmt: load_runner(FORMAT_TABLE[fmt].runtime, artifact_path(out_dir, fmt)) for fmt in formats}
+    report = agreement_report(heatmap_fn(inference_model(model)), runners, crop_sets, codec,
                               extra={"model": model.name, **(extra or {})})
+    report["decode"] = decode.to_dict()
     if "saved_model" in runners:  # in-graph keypoints vs the codec, on the SavedModel's own heatmaps
         sig = runners["saved_model"].signature
         crops = np.concatenate(list(crop_sets.values()))
         outs = [{k: v.numpy() for k, v in sig(crops=crops[i:i + 8]).items()} for i in range(0, len(crops), 8)]
         hm, kp, sc = (np.concatenate([o[k] for o in outs]) for k in ("heatmaps", "keypoints", "scores"))
-        report["in_graph_decode"] = in_graph_decode_agreement(kp, sc, *codec.decode(hm))
+        report["in_graph_decode"] = decode_agreement(kp, sc, *codec.decode(hm))
     write_json(os.path.join(out_dir, "agreement.json"), report)
     write_text(os.path.join(out_dir, "agreement.md"), report_markdown(report))
     return report

@@ -14,16 +14,21 @@ Data flow of an exported model::
   +30% stem MACs (the 7x7 kernel is zero-extended to 8x8), but int8 XNNPACK runs it ~1.6x faster.
 - :func:`rsn_tf.data.preprocess.preprocess_tf` (the project's one normalisation) runs in the served graph,
   so that a SavedModel takes raw uint8 pixels.
-- :func:`decode_heatmaps` is :class:`rsn_tf.codec.MegviiHeatmapCodec`'s ``"authors"`` decode as TF ops
-  (blur with cv2's own Gaussian kernel as a fixed depthwise conv, argmax, quarter-pixel step toward the
-  second maximum, clip, ``stride*x + stride/2``; score = raw map at the rounded peak / 255 + 0.5). It
-  picks the same pixels as the numpy codec; the only differences are float rounding of the blur, which
-  can flip the argmax between two values equal to ~1e-6 (tested in ``tests/test_export.py``).
+- :func:`decode_heatmaps` is :class:`rsn_tf.codec.MegviiHeatmapCodec`'s decode as TF ops, in either
+  recipe's mode (:mod:`rsn_tf.recipes`): blur with cv2's own Gaussian kernel as a fixed depthwise conv,
+  then ``"authors"`` (argmax, quarter-pixel step toward the second maximum, clip, ``stride*x + stride/2``;
+  score = raw map at the rounded peak / 255 + 0.5) or ``"mmpose"`` (blur renormalised to the raw maximum,
+  argmax, ``+0.25*sign(gradient)+0.5`` where the peak is interior, times stride; score = blurred maximum
+  / 255 + 0.5). It picks the same pixels as the numpy codec; the only differences are float rounding of
+  the blur, which can flip the argmax between two values equal to ~1e-6 (tested in
+  ``tests/test_export.py``).
 
 TFLite and ONNX exports stop at the heatmaps (crop in, heatmaps out): decoding and the inverse affine
 stay in numpy (:mod:`rsn_tf.codec`, :mod:`rsn_tf.geometry`), shared by every runtime.
 """
 from __future__ import annotations
+
+import functools
 
 import cv2
 import keras
@@ -31,11 +36,29 @@ import numpy as np
 import tensorflow as tf
 
 from rsn_tf.codec import PEAK
-from rsn_tf.model import RSNModel, copy_weights_by_name, inference_model
+from rsn_tf.model import ModelConfig, RSNModel, copy_weights_by_name
 from rsn_tf.model.layers import ResizeAlignCorners
 
 
-def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> keras.Model:
+class DeployModel(keras.Model):
+    """The deploy graph: normalised crops [N,H,W,3] float32 -> final heatmaps [N,H/4,W/4,K] float32.
+
+    A functional Keras model built by :func:`deploy_model` (not saved as ``.keras``; exports are its
+    saved forms).
+
+    Attributes:
+      rsn_config: the :class:`rsn_tf.model.ModelConfig` of the rewritten network (``upconv_before_resize``
+        set; ``stem_space_to_depth`` as chosen).
+      metadata: the source model's metadata (keypoint layout, where the weights came from, recipe).
+    """
+
+    def __init__(self, inputs, outputs, rsn_config: ModelConfig, metadata: dict | None = None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.rsn_config = rsn_config
+        self.metadata = dict(metadata or {})
+
+
+def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> DeployModel:
     """``model`` rewritten for inference: final head only, up-conv before resize, space-to-depth stem
     (``ModelConfig.stem_space_to_depth``; ``False`` keeps the 7x7/2 conv). Same weights, exact.
 
@@ -46,9 +69,35 @@ def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> keras.Mod
     config = model.rsn_config.replace(upconv_before_resize=True, stem_space_to_depth=stem_space_to_depth)
     rebuilt = RSNModel(config, metadata=model.metadata, name=model.name)
     copy_weights_by_name(model, rebuilt)
-    deployed = inference_model(rebuilt)
-    deployed.rsn_config = config
-    return deployed
+    return DeployModel(rebuilt.input, rebuilt.outputs[-1], config, model.metadata, name=f"{model.name}_deploy")
+
+
+def input_hw(model: keras.Model) -> tuple[int, int]:
+    """(H, W) of a Keras model's crop input [N,H,W,3]."""
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        raise ValueError(f"{model.name}: expected a fixed-size crop input [N,H,W,3], got {shape}")
+    return int(shape[1]), int(shape[2])
+
+
+def heatmap_fn(model: keras.Model, batch: int = 8):
+    """``crops [N,H,W,3] float32 -> heatmaps [N,h,w,K]`` numpy, for a single-output crop model (the deploy
+    graph, :func:`rsn_tf.model.inference_model`), in batches of ``batch``.
+
+    One ``tf.function`` with a batch-free input signature, traced once per model. (``model.predict`` traces
+    Keras' predict step once per model and again per new batch size, and TF counts the traces of every
+    function with the same Python code together: a few exports in one process print its "triggered
+    tf.function retracing" warning. A ``functools.partial`` of the model has no code of its own, so TF
+    counts per model.)
+    """
+    h, w = input_hw(model)
+    fn = tf.function(functools.partial(model, training=False), jit_compile=False,
+                     input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
+
+    def run(crops) -> np.ndarray:
+        x = np.asarray(crops, np.float32)
+        return np.concatenate([fn(tf.constant(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+    return run
 
 
 def num_resizes(model: keras.Model) -> int:
@@ -57,26 +106,42 @@ def num_resizes(model: keras.Model) -> int:
                and tuple(layer.input.shape[1:3]) != layer.size)
 
 
-def decode_heatmaps(heatmaps, input_size, kernel: int = 5):
-    """In-graph twin of ``MegviiHeatmapCodec(input_size, decode_kernel=kernel).decode`` (authors' mode).
+def _blur_kernel(kernel: int, channels: int):
+    """cv2.GaussianBlur(k x k, sigma=0)'s kernel as a depthwise filter [k, k, channels, 1]."""
+    if kernel < 1 or kernel % 2 != 1:
+        raise ValueError(f"decode kernel must be odd and positive (got {kernel})")
+    g = cv2.getGaussianKernel(kernel, 0).astype(np.float32)[:, 0]
+    return tf.constant(np.tile(np.outer(g, g)[:, :, None, None], (1, 1, channels, 1)))
 
-    heatmaps: [N,h,w,K] float32 (raw network output, peak ~255). Returns keypoints [N,K,2] float32 in
-    crop pixels (x, y) and scores [N,K] float32 (~0.5..1.5).
+
+def decode_heatmaps(heatmaps, input_size, kernel: int = 5, mode: str = "authors"):
+    """In-graph twin of ``MegviiHeatmapCodec(input_size, decode_kernel=kernel, decode_mode=mode).decode``.
+
+    heatmaps: [N,h,w,K] float32 (raw network output, peak ~255). input_size: crop (H, W). mode: "authors"
+    or "mmpose" (:mod:`rsn_tf.recipes`). Returns keypoints [N,K,2] float32 in crop pixels (x, y) and
+    scores [N,K] float32 (~0.5..1.5).
+    """
+    hm = tf.convert_to_tensor(heatmaps, tf.float32)
+    if mode == "authors":
+        return _decode_authors(hm, input_size, kernel)
+    if mode == "mmpose":
+        return _decode_mmpose(hm, input_size, kernel)
+    raise ValueError(f"decode mode must be 'authors' or 'mmpose' (got {mode!r})")
+
+
+def _decode_authors(hm, input_size, kernel):
+    """Blur (zero border), argmax, a quarter pixel toward the second maximum, clip, ``stride*x + stride/2``;
+    score = raw map at the rounded peak / 255 + 0.5.
 
     The map is zero-padded by ``kernel//2 + 1`` rather than the authors' 10 pixels: beyond that the
     blurred padding is exactly 0 either way, and a zero in the border (the maximum of a map with no
     positive value) clips to the same (0, 0) in both.
     """
-    if kernel % 2 != 1:
-        raise ValueError(f"decode kernel must be odd (got {kernel})")
-    hm = tf.convert_to_tensor(heatmaps, tf.float32)
     h, w, k = (int(d) for d in hm.shape[1:])
     n = tf.shape(hm)[0]
+    dw = _blur_kernel(kernel, k)
     pad = kernel // 2 + 1
     hp, wp = h + 2 * pad, w + 2 * pad
-    g = cv2.getGaussianKernel(kernel, 0).astype(np.float32)[:, 0]  # cv2.GaussianBlur(k, sigma=0)'s kernel
-    g2 = np.outer(g, g)
-    dw = tf.constant(np.tile(g2[:, :, None, None], (1, 1, k, 1)))
     x = tf.pad(hm, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     blurred = tf.nn.depthwise_conv2d(x, dw, strides=[1, 1, 1, 1], padding="SAME")
     flat = tf.reshape(tf.transpose(blurred, [0, 3, 1, 2]), [n, k, hp * wp])
@@ -98,3 +163,35 @@ def decode_heatmaps(heatmaps, input_size, kernel: int = 5):
     sx, sy = input_size[1] / w, input_size[0] / h
     keypoints = tf.stack([fx * sx + sx / 2, fy * sy + sy / 2], axis=-1)
     return keypoints, scores
+
+
+def _decode_mmpose(hm, input_size, kernel):
+    """mmpose's ``MegviiHeatmap.decode``: blur with a zero border of ``(kernel-1)//2``, rescaled so that its
+    maximum is the raw map's maximum; argmax (a peak <= 0 gives (-1, -1)); where the peak is interior on
+    both axes (``1 < x < w-1`` and ``1 < y < h-1``) add ``0.25 * sign(gradient) + 0.5`` per axis; times the
+    stride; score = the blurred maximum / 255 + 0.5.
+    """
+    h, w, k = (int(d) for d in hm.shape[1:])
+    n = tf.shape(hm)[0]
+    pad = (kernel - 1) // 2
+    x = tf.pad(hm, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    blurred = tf.nn.depthwise_conv2d(x, _blur_kernel(kernel, k), strides=[1, 1, 1, 1], padding="VALID")
+    peak = tf.reduce_max(blurred, axis=[1, 2], keepdims=True)
+    raw_max = tf.reduce_max(hm, axis=[1, 2], keepdims=True)
+    blurred = blurred * tf.where(peak != 0, raw_max / tf.where(peak != 0, peak, 1.0), 1.0)
+    flat = tf.reshape(tf.transpose(blurred, [0, 3, 1, 2]), [n, k, h * w])
+    idx = tf.argmax(flat, axis=-1, output_type=tf.int32)
+    val = tf.gather(flat, idx, batch_dims=2)
+    xi, yi = idx % w, idx // w
+    interior = (xi > 1) & (xi < w - 1) & (yi > 1) & (yi < h - 1)
+
+    def at(offset):  # the blurred map at idx + offset (clamped; only read where the peak is interior)
+        return tf.gather(flat, tf.clip_by_value(idx + offset, 0, h * w - 1), batch_dims=2)
+
+    shift_x = tf.where(interior, tf.sign(at(1) - at(-1)) * 0.25 + 0.5, 0.0)
+    shift_y = tf.where(interior, tf.sign(at(w) - at(-w)) * 0.25 + 0.5, 0.0)
+    positive = val > 0
+    fx = tf.where(positive, tf.cast(xi, tf.float32) + shift_x, -1.0)
+    fy = tf.where(positive, tf.cast(yi, tf.float32) + shift_y, -1.0)
+    sx, sy = input_size[1] / w, input_size[0] / h
+    return tf.stack([fx * sx, fy * sy], axis=-1), val / PEAK + 0.5

@@ -21,11 +21,12 @@ def export_onnx(deployed, out_path: str, opset: int = DEFAULT_OPSET) -> str:
     import tensorflow as tf
     import tf2onnx
 
+    from rsn_tf.export.graph import input_hw
     from rsn_tf.io_utils import atomic_path
 
     if opset < 13:
         raise ValueError(f"ONNX opset must be >= 13 (got {opset})")
-    h, w = deployed.rsn_config.input_size
+    h, w = input_hw(deployed)
     spec = [tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")]
     fn = tf.function(lambda crops: {"heatmaps": deployed(crops, training=False)}, jit_compile=False)
     model_proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
@@ -92,9 +93,10 @@ def fold_split_transposes(model) -> int:
 
 def quantize_onnx(fp32_path: str, out_path: str, representative) -> str:
     """Static int8 quantisation of an exported ONNX model with onnxruntime: QDQ format, per-channel int8
-    weights, uint8 activations (onnxruntime's fast path on x86; int8 activations ran at 0.35x BlazePose-full
-    against 0.76x for uint8 in EDGE_NOTES), calibrated on ``representative`` normalised crops [M,H,W,3]
-    (fed one by one, MinMax). Input and output stay float32."""
+    weights, uint8 activations (onnxruntime's fast path on x86: its U8S8 kernels; int8 activations ran at
+    less than half the speed on this project's CPU), calibrated on ``representative`` normalised crops
+    [M,H,W,3] (fed one by one, MinMax). Input and output stay float32. Writes nothing outside temporary
+    folders and ``out_path``."""
     import os
     import tempfile
 
@@ -117,18 +119,16 @@ def quantize_onnx(fp32_path: str, out_path: str, representative) -> str:
 
     with tempfile.TemporaryDirectory(prefix="rsn_onnx_q_") as tmp:
         pre = os.path.join(tmp, "pre.onnx")
-        # symbolic shape inference cannot follow tf2onnx's dynamic batch through Resize; ONNX's own can
+        # ONNX's own shape inference gives every tensor its shape. onnxruntime's symbolic one is skipped: it
+        # computes the batch of tf2onnx's Resize (``scales`` [1, 1, 2, 2]) as ``floor(1.0*N)``, cannot prove it
+        # equal to the ``N`` of the skip branch that the following Add merges it with, stops "incomplete", and
+        # then dumps ``sym_shape_infer_temp.onnx`` + a ``<uuid1>.data`` file into the working directory
+        # (``SymbolicShapeInference.infer_shapes``, no option to redirect it) before raising.
         quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
-        out_abs = os.path.abspath(out_path)
-        cwd = os.getcwd()
-        # onnxruntime's quantizer drops a "sym_shape_infer_temp.onnx" into the working directory
-        os.chdir(tmp)
-        try:
-            with atomic_path(out_abs) as out:
-                quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        finally:
-            os.chdir(cwd)
+        # Every other file the quantiser writes (calibration's augmented model) goes to its own temp folder.
+        with atomic_path(out_path) as out:
+            quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return out_path
 
 

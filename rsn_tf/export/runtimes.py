@@ -100,13 +100,17 @@ class TFLiteRunner(Runner):
     kind = "tflite"
 
     def __init__(self, path: str, threads: int = 1, batch: int = 1, use_xnnpack: bool = True):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        from ai_edge_litert.interpreter import OpResolverType
+
+        from rsn_tf.export.native_log import without_native_chatter
+        from rsn_tf.export.tflite import interpreter
 
         if not os.path.exists(path):
             raise FileNotFoundError(f"TFLite model not found: {path}")
         kwargs = {} if use_xnnpack else {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-        self.interp = Interpreter(model_path=path, num_threads=threads, **kwargs)
-        self._resize(batch)
+        self.interp = interpreter(path, num_threads=threads, **kwargs)
+        with without_native_chatter():  # XNNPACK is applied at the first allocation
+            self._resize(batch)
 
     def _resize(self, batch):
         inp = self.interp.get_input_details()[0]

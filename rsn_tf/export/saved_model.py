@@ -9,7 +9,8 @@ Signatures (N is dynamic; H, W, K fixed by the model, e.g. 256, 192, 17):
 - ``normalized``: ``crops`` float32 [N,H,W,3], already normalised -> the same three outputs.
 - ``heatmaps`` (only in the intermediate model the TFLite converter reads): ``crops`` -> ``heatmaps``.
 
-Keypoints come from :func:`rsn_tf.export.graph.decode_heatmaps` (the authors' decode as TF ops); boxes
+Keypoints come from :func:`rsn_tf.export.graph.decode_heatmaps` (the codec's decode as TF ops, in the
+model's recipe: ``decode_mode`` "authors" or "mmpose", recorded in the export's ``manifest.json``); boxes
 and the inverse affine stay outside the graph (:mod:`rsn_tf.geometry`).
 """
 from __future__ import annotations
@@ -20,42 +21,45 @@ import keras
 import tensorflow as tf
 
 from rsn_tf.data.preprocess import preprocess_tf
-from rsn_tf.export.graph import decode_heatmaps
+from rsn_tf.export.graph import DeployModel, decode_heatmaps, input_hw
 
 
-def _decoded(heatmaps, config, kernel):
-    keypoints, scores = decode_heatmaps(heatmaps, config.input_size, kernel)
-    return {"heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
-
-
-def save_serving_model(deployed: keras.Model, path: str, decode_kernel: int = 5, input_order: str = "bgr") -> str:
+def save_serving_model(deployed: DeployModel, path: str, decode_kernel: int = 5, input_order: str = "bgr",
+                       decode_mode: str = "authors") -> str:
     """Write ``deployed`` (see :func:`rsn_tf.export.graph.deploy_model`) with the serving signatures.
 
     ``path`` is the versioned directory itself (e.g. ``OUT/saved_model/1``). ``input_order``: channel
-    order of the uint8 ``images`` ("bgr" or "rgb"). Returns ``path``.
+    order of the uint8 ``images`` ("bgr" or "rgb"). ``decode_mode``/``decode_kernel``: the in-graph
+    decode ("authors" or "mmpose"; blur kernel). Returns ``path``.
     """
     config = deployed.rsn_config
     h, w = config.input_size
+    if decode_mode not in ("authors", "mmpose"):
+        raise ValueError(f"decode_mode must be 'authors' or 'mmpose' (got {decode_mode!r})")
+
+    def decoded(heatmaps):
+        keypoints, scores = decode_heatmaps(heatmaps, config.input_size, decode_kernel, decode_mode)
+        return {"heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")], jit_compile=False)
     def serve_uint8(images):
-        return _decoded(deployed(preprocess_tf(images, config.preprocessing, input_order), training=False),
-                        config, decode_kernel)
+        return decoded(deployed(preprocess_tf(images, config.preprocessing, input_order), training=False))
 
     @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")], jit_compile=False)
     def serve_float(crops):
-        return _decoded(deployed(crops, training=False), config, decode_kernel)
+        return decoded(deployed(crops, training=False))
 
     _write(deployed, path, {"serving_default": serve_uint8, "normalized": serve_float})
     return path
 
 
 def save_heatmap_model(deployed: keras.Model, path: str) -> str:
-    """SavedModel with one signature ``serving_default``: normalised ``crops`` -> ``heatmaps``.
+    """SavedModel with one signature ``serving_default``: normalised ``crops`` [N,H,W,3] -> ``heatmaps``
+    (the model's output; H, W from its input shape, so any prefix of the deploy graph works too).
 
     What the TFLite converter reads (``TFLiteConverter.from_saved_model``): no decode ops in the graph.
     """
-    h, w = deployed.rsn_config.input_size
+    h, w = input_hw(deployed)
 
     @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")], jit_compile=False)
     def heatmaps(crops):

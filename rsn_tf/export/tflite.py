@@ -18,6 +18,7 @@ import os
 import tempfile
 import numpy as np
 
+from rsn_tf.export.native_log import without_native_chatter
 from rsn_tf.io_utils import atomic_path
 
 TFLITE_VARIANTS = ("fp32", "fp16", "int8")
@@ -52,7 +53,20 @@ def convert_tflite(saved_model_dir: str, variant: str, representative: np.ndarra
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    return converter.convert()
+    with without_native_chatter():
+        return converter.convert()
+
+
+def interpreter(model_path: str, allocate: bool = False, **kwargs):
+    """``ai_edge_litert.interpreter.Interpreter(model_path, **kwargs)`` (tensors allocated if asked), without
+    LiteRT's "Created TensorFlow Lite XNNPACK delegate" line (:mod:`rsn_tf.export.native_log`)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with without_native_chatter():
+        interp = Interpreter(model_path=model_path, **kwargs)
+        if allocate:
+            interp.allocate_tensors()
+    return interp
 
 
 def write_tflite(content: bytes, path: str) -> str:
@@ -75,19 +89,14 @@ def export_tflite(deployed, out_path: str, variant: str, representative: np.ndar
 
 def op_counts(model_path: str) -> dict[str, int]:
     """{op name: count} of a .tflite model's ops (as the runtime resolves them)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=model_path)
+    interp = interpreter(model_path)
     return dict(collections.Counter(op["op_name"] for op in interp._get_ops_details()))
 
 
 def xnnpack_partitions(model_path: str) -> int:
     """Delegate partitions XNNPACK makes of the model (1 = the whole graph runs as one XNNPACK subgraph;
     more means ops it could not take split the graph and run in the reference kernels between)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=model_path)
-    interp.allocate_tensors()
+    interp = interpreter(model_path, allocate=True)
     return sum(1 for op in interp._get_ops_details() if op["op_name"] == "DELEGATE")
 
 
@@ -110,9 +119,7 @@ def tflite_macs(model_path: str) -> int:
 
     Counted from the flatbuffer's tensor shapes, so it works for any .tflite (e.g. a peer model).
     """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=model_path)
+    interp = interpreter(model_path)
     shapes = {t["index"]: t["shape"] for t in interp.get_tensor_details()}
     total = 0
     for op in interp._get_ops_details():
