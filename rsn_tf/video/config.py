@@ -77,8 +77,8 @@ class SmoothingConfig:
     """
 
     enabled: bool = False
-    min_cutoff: float = 1.0
-    beta: float = 2.0
+    min_cutoff: float = 0.5
+    beta: float = 10.0
     d_cutoff: float = 1.0
 
     def __post_init__(self):

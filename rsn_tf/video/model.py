@@ -66,10 +66,21 @@ def build_estimator(weights: str | None = None, export_dir: str | None = None, r
     return estimator, info
 
 
-def _keras_network(weights: str, threads: int, config):
-    from rsn_tf.export.runtimes import KerasRunner, set_tf_threads
+def _tf_threads(threads: int) -> None:
+    """TF's thread pools are per process and fixed once TF has run an op: set them if still possible."""
+    from rsn_tf.export.runtimes import set_tf_threads
 
-    set_tf_threads(threads)
+    try:
+        set_tf_threads(threads)
+    except RuntimeError:  # TF already ran something in this process (e.g. a test session): keep its pools
+        import logging
+        logging.getLogger("rsn_tf.video").info("TF is already initialised; --threads does not apply to it")
+
+
+def _keras_network(weights: str, threads: int, config):
+    from rsn_tf.export.runtimes import KerasRunner
+
+    _tf_threads(threads)
     from rsn_tf.inference.estimator import load_model
 
     if config is not None and isinstance(config, str) and not os.path.exists(config):
@@ -97,8 +108,7 @@ def _export_network(export_dir: str, runtime: str, threads: int):
         path = os.path.join(export_dir, "model.keras")
         if not os.path.exists(path):
             raise FileNotFoundError(f"{export_dir}: no model.keras for --runtime keras; pass --weights MODEL.keras")
-        from rsn_tf.export.runtimes import set_tf_threads
-        set_tf_threads(threads)
+        _tf_threads(threads)
     else:
         if runtime not in formats:
             raise ValueError(f"{manifest_path}: no {runtime!r} export (has {', '.join(sorted(formats)) or 'none'}); "
@@ -109,8 +119,7 @@ def _export_network(export_dir: str, runtime: str, threads: int):
                              f"({'; '.join(entry.get('problems', []))})")
         path = os.path.join(export_dir, entry["path"])
         if kind == "saved_model":
-            from rsn_tf.export.runtimes import set_tf_threads
-            set_tf_threads(threads)
+            _tf_threads(threads)
     runner = load_runner(kind, path, threads=threads)
     if "config" not in manifest:
         raise ValueError(f"{manifest_path}: no 'config' (the model config) in the manifest")
