@@ -257,3 +257,13 @@ def test_rsn_video_cli_with_a_keras_model(tmp_path, capsys):
     assert "rsn export" in capsys.readouterr().err
     assert main(["video", clip, "--weights", weights, "--out", str(out), "--set", "tracker.nope=1"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_video_config_file_lists_the_defaults():
+    from rsn_tf.config import ConfigError
+    from rsn_tf.video.config import VideoConfig
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert load_video_config(os.path.join(repo, "configs", "video.yaml")) == VideoConfig()
+    with pytest.raises(ConfigError, match="keyframe_interval must be >= 1"):
+        load_video_config(None, ["tracker.keyframe_interval=0"])

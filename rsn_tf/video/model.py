@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 #: Runtimes ``rsn video`` accepts: export formats (files under an export folder) and the Keras model itself.
 RUNTIMES = ("tflite_int8", "tflite_fp32", "tflite_fp16", "tflite_int8_io", "onnx", "onnx_int8", "saved_model",
             "keras")
@@ -64,6 +66,15 @@ def build_estimator(weights: str | None = None, export_dir: str | None = None, r
     info = {"runtime": runtime, "threads": threads, "file": path,
             "input": "x".join(str(v) for v in model_config.input_size)}
     return estimator, info
+
+
+def per_crop(predict):
+    """``predict`` one crop at a time (batch 1): a TFLite interpreter re-allocates its tensors (and XNNPACK
+    re-plans) whenever the batch size changes, which a video's varying number of people would do every few
+    frames; on a CPU batch 1 costs no throughput. crops [N, H, W, 3] -> heatmaps [N, h, w, K]."""
+    def run(crops):
+        return np.concatenate([predict(crops[i:i + 1]) for i in range(len(crops))]) if len(crops) else predict(crops)
+    return run
 
 
 def _tf_threads(threads: int) -> None:
@@ -121,6 +132,7 @@ def _export_network(export_dir: str, runtime: str, threads: int):
         if kind == "saved_model":
             _tf_threads(threads)
     runner = load_runner(kind, path, threads=threads)
+    network = per_crop(runner.predict) if kind == "tflite" else runner.predict
     if "config" not in manifest:
         raise ValueError(f"{manifest_path}: no 'config' (the model config) in the manifest")
-    return ModelConfig.from_dict(manifest["config"]), manifest.get("metadata"), runner.predict, path
+    return ModelConfig.from_dict(manifest["config"]), manifest.get("metadata"), network, path

@@ -90,9 +90,10 @@ def draw_frame(frame, poses, spec, fps: float | None, pps: float | None, index: 
         cv2.putText(img, label, (x0 + 2, y0 + th + 2), font, 0.5 * unit, (0, 0, 0), unit, cv2.LINE_AA)
     hud = (f"{fps:.1f} frames/s  {pps:.1f} persons/s" if fps else "-- frames/s") + f"  frame {index}" + \
           ("  key" if keyframe else "")
-    (tw, th), _ = cv2.getTextSize(hud, font, 0.45 * unit, unit)
+    size = 0.45 * unit * min(1.0, img.shape[1] / 420)  # small frames: a smaller font, so the line fits
+    (tw, th), _ = cv2.getTextSize(hud, font, size, unit)
     cv2.rectangle(img, (0, 0), (tw + 8, th + 10), (0, 0, 0), -1)
-    cv2.putText(img, hud, (4, th + 4), font, 0.45 * unit, (255, 255, 255), unit, cv2.LINE_AA)
+    cv2.putText(img, hud, (4, th + 4), font, size, (255, 255, 255), unit, cv2.LINE_AA)
     return img
 
 
@@ -137,10 +138,6 @@ def run_video(estimator, source, out_dir: str, boxes="full-frame", config: Video
     tracker = Tracker(estimator, config.tracker, config.smoothing, (info.width, info.height))
 
     clock = _Clock()
-    # time the estimator's shared stages on this instance (restored below)
-    estimator.crops = clock.wrap(estimator.crops, "crop")
-    estimator.heatmaps = clock.wrap(estimator.heatmaps, "network")
-
     overlay_path = os.path.join(out_dir, "overlay.mp4")
     writer = tmp_video = None
     if config.draw:
@@ -160,6 +157,9 @@ def run_video(estimator, source, out_dir: str, boxes="full-frame", config: Video
     persons = keyframes = 0
     recent = collections.deque(maxlen=30)  # (seconds, persons) of the last frames, for the live rate
     interrupted, error, fatal = False, None, None
+    # time the estimator's shared stages on this instance (restored below)
+    estimator.crops = clock.wrap(estimator.crops, "crop")
+    estimator.heatmaps = clock.wrap(estimator.heatmaps, "network")
     reader = FrameReader(src, config.queue_size, max_frames)
     started = time.perf_counter()
     try:
