@@ -15,8 +15,10 @@ from rsn_tf.config import ConfigError, apply_overrides, from_dict, load_yaml, to
 class TrackerConfig:
     """How person boxes are found and tracks kept (see ``docs/video.md``).
 
-    Scores are the estimator's instance scores (authors' rule: mean keypoint score, about 0.5 for an empty
-    crop to 1.5 for a perfect peak).
+    Scores are the estimator's (authors' rule: a keypoint's is its heatmap peak / 255 + 0.5, the instance
+    score their mean; 0.5 for an empty crop, 1.5 for perfect peaks). The defaults suit a model whose peaks
+    are low, like the demo's (people score about 0.55-0.7, empty crops 0.5-0.56); a sharper model only
+    keeps its tracks more easily with them.
 
     Attributes:
       keyframe_interval: run the box source (detector / box file / full frame) every N frames (1 = every frame).
@@ -32,24 +34,26 @@ class TrackerConfig:
       coast_frames: a track that lost its person (its pose scored below ``keep_score``, or it was merged)
         moves on by its last motion for up to this many frames, hidden, and resumes with its id if a
         key-frame detection matches it (a key frame is forced on the next frame); 0 = end at once.
-      box_scale: the box from a track's own pose is the extent of its keypoints scaled by this about its centre
-        (then the estimator's test box padding and aspect fix apply, as for any box).
+      box_scale: the box from a track's own pose is centred on the extent of its keypoints; its size follows
+        that extent scaled by this (then the estimator's test box padding and aspect fix apply, as for any box).
+      box_size_rate: how fast that size follows the pose (per frame, 0..1); a key-frame box sets it.
       keypoint_threshold: keypoints whose score is below this are left out of that extent.
       motion_prediction: shift the own-pose box by the track's last frame-to-frame motion.
       min_inside: a track whose box has less than this fraction of its area inside the frame has left it.
     """
 
     keyframe_interval: int = 10
-    redetect_score: float = 0.75
-    keep_score: float = 0.6
-    new_track_score: float = 0.7
+    redetect_score: float = 0.6
+    keep_score: float = 0.55
+    new_track_score: float = 0.58
     match: Literal["oks", "iou"] = "oks"
     match_threshold: float = 0.3
     duplicate_similarity: float = 0.75
     max_missed_keyframes: int = 2
     coast_frames: int = 10
-    box_scale: float = 1.25
-    keypoint_threshold: float = 0.6
+    box_scale: float = 1.15
+    box_size_rate: float = 0.2
+    keypoint_threshold: float = 0.57
     motion_prediction: bool = True
     min_inside: float = 0.25
 
@@ -58,8 +62,9 @@ class TrackerConfig:
             raise ConfigError(f"tracker.keyframe_interval must be >= 1 (got {self.keyframe_interval})")
         if self.max_missed_keyframes < 1:
             raise ConfigError(f"tracker.max_missed_keyframes must be >= 1 (got {self.max_missed_keyframes})")
-        if self.box_scale <= 0:
-            raise ConfigError(f"tracker.box_scale must be > 0 (got {self.box_scale})")
+        if self.box_scale <= 0 or not 0 <= self.box_size_rate <= 1:
+            raise ConfigError(f"tracker.box_scale must be > 0 and box_size_rate in [0, 1] (got {self.box_scale}, "
+                              f"{self.box_size_rate})")
 
 
 @dataclasses.dataclass

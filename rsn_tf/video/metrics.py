@@ -158,8 +158,8 @@ def evaluate_video(poses_doc: dict, truth_doc: dict, key: str = "keypoints", min
 def evaluate_smoothing(poses_doc: dict, truth_doc: dict, **kwargs) -> dict:
     """``{"raw": metrics of keypoints_raw, "smoothed": metrics of keypoints}`` for a run with smoothing on
     (``{"raw": ...}`` only for a run without)."""
-    frames = poses_doc["frames"]
-    has_raw = any("keypoints_raw" in p for f in frames for p in f["poses"])
+    has_raw = bool(((poses_doc.get("settings") or {}).get("smoothing") or {}).get("enabled")) or any(
+        "keypoints_raw" in p for f in poses_doc["frames"] for p in f["poses"])
     out = {"raw": evaluate_video(poses_doc, truth_doc, "keypoints_raw" if has_raw else "keypoints", **kwargs)}
     if has_raw:
         out["smoothed"] = evaluate_video(poses_doc, truth_doc, "keypoints", **kwargs)

@@ -71,6 +71,7 @@ class Track:
     frames: int = 1
     missed: int = 0
     velocity: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2, np.float32))
+    box_size: np.ndarray | None = None  # (w, h) of its next own-pose box
     filter: OneEuroFilter | None = None
     end: str | None = None
     score_sum: float = 0.0
@@ -142,7 +143,7 @@ class Tracker:
         c, size = keypoint_extent(track.pose.keypoints, track.pose.keypoint_scores, self.config.keypoint_threshold)
         if self.config.motion_prediction:
             c = c + track.velocity
-        w, h = size * self.config.box_scale
+        w, h = track.box_size if track.box_size is not None else size * self.config.box_scale
         return (float(c[0] - w / 2), float(c[1] - h / 2), float(w), float(h))
 
     def wants_keyframe(self, index: int) -> bool:
@@ -157,14 +158,18 @@ class Tracker:
             return sim
         for i, t in enumerate(tracks):
             box = self.own_box(t)
-            if self.match_mode == "oks":
+            iou = np.array([box_iou(box, p.box) for p in poses])
+            if self.match_mode == "oks":  # pose similarity; the boxes' overlap where the poses share < 3 keypoints
+                thr = self.config.keypoint_threshold
                 pred = t.pose.keypoints + (t.velocity if self.config.motion_prediction else 0.0)
                 areas = np.array([p.box[2] * p.box[3] for p in poses], np.float64)
-                sim[i] = oks_iou(pred, np.stack([p.keypoints for p in poses]), box[2] * box[3], areas, self.sigmas,
-                                 self.config.keypoint_threshold, np.stack([p.keypoint_scores for p in poses]),
-                                 t.pose.keypoint_scores)
+                det_scores = np.stack([p.keypoint_scores for p in poses])
+                oks = oks_iou(pred, np.stack([p.keypoints for p in poses]), box[2] * box[3], areas, self.sigmas,
+                              thr, det_scores, t.pose.keypoint_scores)
+                common = ((det_scores > thr) & (np.asarray(t.pose.keypoint_scores) > thr)[None]).sum(1)
+                sim[i] = np.where(common >= 3, oks, iou)
             else:
-                sim[i] = [box_iou(box, p.box) for p in poses]
+                sim[i] = iou
         return sim
 
     def _pose_similarity(self, a: Pose, b: Pose) -> float:
@@ -272,7 +277,8 @@ class Tracker:
     def _new_track(self, pose: Pose, index: int, t: float) -> Track:
         s = self.smoothing
         flt = OneEuroFilter(s.min_cutoff, s.beta, s.d_cutoff) if s.enabled else None
-        track = Track(self.next_id, index, index, pose, None, filter=flt, score_sum=pose.score)
+        track = Track(self.next_id, index, index, pose, None, filter=flt, score_sum=pose.score,
+                      box_size=self._next_size(None, pose, "detection"))
         self.next_id += 1
         track.shown = self._show(track, pose, "detection", t)
         self.active.append(track)
@@ -287,10 +293,23 @@ class Tracker:
         track.previous = None if track.coasting else track.pose
         track.coasting, track.lost_reason = 0, None
         track.pose = pose
+        track.box_size = self._next_size(track.box_size, pose, source)
         track.last_frame = index
         track.frames += 1
         track.score_sum += pose.score
         track.shown = self._show(track, pose, source, t)
+
+    def _next_size(self, size, pose: Pose, source: str) -> np.ndarray:
+        """(w, h) of a track's next own-pose box: a key-frame box sets it; the track's own poses move it
+        toward their keypoint extent x ``box_scale`` at ``box_size_rate`` per frame (a box that followed each
+        pose's extent at once would feed the pose's noise back into the next crop)."""
+        if source == "detection":
+            return np.asarray(pose.box[2:], np.float32)
+        _, extent = keypoint_extent(pose.keypoints, pose.keypoint_scores, self.config.keypoint_threshold)
+        target = extent * self.config.box_scale
+        if size is None:
+            return target.astype(np.float32)
+        return ((1 - self.config.box_size_rate) * size + self.config.box_size_rate * target).astype(np.float32)
 
     def _merge_duplicates(self) -> None:
         """Two tracks now on one person: the one whose new pose is less like its own previous pose jumped
