@@ -130,17 +130,19 @@ def accuracy(prep: dict, out_dir: str, threads: int = 2, interval: int = 10, log
     return rows
 
 
-class StandInDetector:
-    """Runs the SSDLite detector on each key frame (so its time is in the loop), returns the box file's boxes."""
+def _stand_in(detector, boxes):
+    """A box source that runs the SSDLite detector on each key frame (so its time is in the loop) and returns
+    the box file's boxes."""
+    from rsn_tf.video.boxes import BoxSource
 
-    def __init__(self, detector, boxes):
-        self.detector, self.boxes = detector, boxes
-        self.name = f"SSDLite timed, boxes of {boxes.name}"
-        self.min_size = boxes.min_size
+    class StandInDetector(BoxSource):
+        name = f"SSDLite (timed; boxes of {boxes.name})"
 
-    def __call__(self, frame, index):
-        self.detector.detect(frame)
-        return self.boxes(frame, index)
+        def boxes(self, frame, index):
+            detector.detect(frame)
+            return boxes.boxes(frame, index)
+
+    return StandInDetector(boxes.min_size)
 
 
 def worker(spec_path: str, result_path: str) -> int:
@@ -163,7 +165,7 @@ def worker(spec_path: str, result_path: str) -> int:
         est, info = estimators[cell["model"]]
         boxes = FileBoxes(cell["truth"])
         if detector is not None:
-            boxes = StandInDetector(detector, boxes)
+            boxes = _stand_in(detector, boxes)
         overrides = [f"tracker.keyframe_interval={cell['interval']}"] + cell["overrides"]
         conf = load_video_config(None, overrides)
         out = os.path.join(spec["out"], f"{cell['model']}_t{threads}_p{cell['people']}_every{cell['interval']}")

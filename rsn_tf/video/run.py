@@ -138,7 +138,7 @@ def run_video(estimator, source, out_dir: str, boxes="full-frame", config: Video
     tracker = Tracker(estimator, config.tracker, config.smoothing, (info.width, info.height))
 
     clock = _Clock()
-    overlay_path = os.path.join(out_dir, "overlay.mp4")
+    overlay_path = os.path.join(out_dir, "overlay.mp4") if config.draw else None
     writer = tmp_video = None
     if config.draw:
         fd, tmp_video = tempfile.mkstemp(prefix=".overlay.", suffix=".partial.mp4", dir=out_dir)
