@@ -130,19 +130,19 @@ def accuracy(prep: dict, out_dir: str, threads: int = 2, interval: int = 10, log
     return rows
 
 
-def _stand_in(detector, boxes):
+def _stand_in(detector, file_boxes):
     """A box source that runs the SSDLite detector on each key frame (so its time is in the loop) and returns
     the box file's boxes."""
     from rsn_tf.video.boxes import BoxSource
 
     class StandInDetector(BoxSource):
-        name = f"SSDLite (timed; boxes of {boxes.name})"
+        name = f"SSDLite (timed; boxes of {file_boxes.name})"
 
         def boxes(self, frame, index):
             detector.detect(frame)
-            return boxes.boxes(frame, index)
+            return file_boxes.boxes(frame, index)
 
-    return StandInDetector(boxes.min_size)
+    return StandInDetector(file_boxes.min_size)
 
 
 def worker(spec_path: str, result_path: str) -> int:
