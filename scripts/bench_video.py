@@ -24,9 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
     p.add_argument("--people", default="1,2,4", help="comma list of people per clip (default 1,2,4)")
     p.add_argument("--intervals", default="10,1", help="comma list of key-frame intervals (default 10,1)")
-    p.add_argument("--seconds", type=float, default=6.0, help="clip length (default 6)")
+    p.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
     p.add_argument("--size", default="640x480", help="clip size WxH (default 640x480)")
-    p.add_argument("--models", default="rsn18,demo", help="speed models: rsn18 (256x192 int8), demo (default both)")
+    p.add_argument("--models", default="rsn18", help="speed models, comma list: rsn18 (256x192 int8), demo (the demo model, int8; default rsn18)")
     p.add_argument("--detector", choices=("auto", "on", "off"), default="auto",
                    help="time the SSDLite detector on key frames (auto: when installed)")
     p.add_argument("--quick", action="store_true", help="a quick validation: 2 s clips of 1 and 2 people at 320x240, "

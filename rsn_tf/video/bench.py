@@ -62,7 +62,7 @@ def _rsn(args: list[str], log) -> None:
         raise RuntimeError(f"rsn {' '.join(args)} failed ({proc.returncode}):\n" + "\n".join(proc.stdout.splitlines()[-15:]))
 
 
-def prepare(out_dir: str, weights: str | None, people=(1, 2, 4), seconds: float = 6.0, size=(640, 480),
+def prepare(out_dir: str, weights: str | None, people=(1, 2, 4), seconds: float = 4.0, size=(640, 480),
             fps: float = 25.0, log=print) -> dict:
     """Everything the benchmark runs on (see the module docstring); returns their paths and how long each took."""
     os.makedirs(out_dir, exist_ok=True)
@@ -180,7 +180,7 @@ def worker(spec_path: str, result_path: str) -> int:
     return 0
 
 
-def speed(prep: dict, out_dir: str, threads=(1, 2), intervals=(10, 1), models=("rsn18", "demo"),
+def speed(prep: dict, out_dir: str, threads=(1, 2), intervals=(10, 1), models=("rsn18",),
           detector: bool = True, warmup_frames: int = 15, log=print) -> list[dict]:
     """frames/s, persons/s and stage shares for every model x threads x clip x key-frame interval."""
     cells = []
@@ -210,7 +210,7 @@ def speed(prep: dict, out_dir: str, threads=(1, 2), intervals=(10, 1), models=("
 
 
 def run_bench(out_dir: str, weights: str | None = None, threads=(1, 2), people=(1, 2, 4), intervals=(10, 1),
-              seconds: float = 6.0, size=(640, 480), models=("rsn18", "demo"), detector: str = "auto",
+              seconds: float = 4.0, size=(640, 480), models=("rsn18",), detector: str = "auto",
               command: str = "", log=print) -> dict:
     """The whole benchmark (module docstring) -> ``OUT/bench_video.{json,md}``; returns the result dict."""
     import importlib.util
