@@ -82,8 +82,8 @@ class SmoothingConfig:
     """
 
     enabled: bool = False
-    min_cutoff: float = 0.5
-    beta: float = 10.0
+    min_cutoff: float = 0.3
+    beta: float = 30.0
     d_cutoff: float = 1.0
 
     def __post_init__(self):

@@ -23,7 +23,7 @@ class OneEuroFilter:
     px per unit of speed (e.g. the person's height in px; 1 = px/s).
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 2.0, d_cutoff: float = 1.0):
+    def __init__(self, min_cutoff: float = 0.3, beta: float = 30.0, d_cutoff: float = 1.0):
         self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
         self.x = self.dx = self.t = None
 
