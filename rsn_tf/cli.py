@@ -22,6 +22,8 @@ COMMANDS = {
     "eval": "rsn_tf.commands.eval",
     "export": "rsn_tf.commands.export",
     "bench": "rsn_tf.commands.bench",
+    "synth-video": "rsn_tf.commands.synth_video",
+    "video": "rsn_tf.commands.video",
 }
 
 

@@ -41,6 +41,11 @@ class OracleModel:
         self.persons = {}
         self.calls = []
 
+    @staticmethod
+    def rank(person, crop_centre) -> float:
+        """Which person a crop shows: the lowest rank (default: box centre nearest the crop centre)."""
+        return float(np.linalg.norm(person[0] - crop_centre))
+
     def __call__(self, crops):
         crops = np.asarray(crops, np.float32)
         self.calls.append(crops.shape[0])
@@ -60,7 +65,7 @@ class OracleModel:
             lin = crop_to_img[:, :2]
             img_to_crop_lin = np.linalg.inv(lin)
             centre_img = crop_to_img @ np.array([w / 2, h / 2, 1.0])
-            best = min(self.persons[int(tag)], key=lambda p: np.linalg.norm(p[0] - centre_img))
+            best = min(self.persons[int(tag)], key=lambda p: self.rank(p, centre_img))
             _, kpts, vis = best
             crop_pts = (kpts - crop_to_img[:, 2]) @ img_to_crop_lin.T
             if np.linalg.det(lin) < 0:  # mirrored crop: a network would answer with swapped channels

@@ -126,19 +126,39 @@ def _random_color(rng, sat=(0.3, 1.0), val=(0.25, 0.95)):
     return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def draw_figure(image, idmap, fid: int, p, sizes, rng):
-    """Draw one figure on ``image`` (BGR uint8) and its id ``fid`` on ``idmap`` (uint8)."""
+@dataclasses.dataclass(frozen=True)
+class Appearance:
+    """A figure's colours (BGR): shirt, trousers, skin, and each foot's shoe (left, right)."""
+
+    shirt: tuple
+    pants: tuple
+    skin: tuple
+    shoes: tuple
+
+
+def sample_appearance(rng: np.random.Generator) -> Appearance:
+    """Random colours of one figure (a video keeps them for every frame of a person)."""
     shirt, pants = _random_color(rng), _random_color(rng)
     skin = _random_color(rng, sat=(0.2, 0.6), val=(0.35, 0.95))
+    shoes = tuple(pants if rng.random() < 0.5 else (30, 30, 30) for _ in range(2))
+    return Appearance(shirt, pants, skin, shoes)
+
+
+def draw_figure(image, idmap, fid: int, p, sizes, rng=None, appearance: Appearance | None = None):
+    """Draw one figure (keypoints ``p`` [17, 2] px, ``sizes`` as :func:`sample_pose` returns) on ``image``
+    (BGR uint8) and its id ``fid`` on ``idmap`` (uint8). Colours: ``appearance``, else sampled from ``rng``.
+    The one drawing function of the still-image set and of :mod:`rsn_tf.data.synth_video`."""
+    look = appearance if appearance is not None else sample_appearance(rng)
+    shirt, pants, skin = look.shirt, look.pants, look.skin
     aw, lw = sizes["arm_w"], sizes["leg_w"]
     can = (image, idmap)
     ids = lambda col: (col, fid)  # noqa: E731
     # legs (behind the torso), then torso and neck, head, arms on top
-    for hip, kne, ank in ((L_HIP, L_KNE, L_ANK), (R_HIP, R_KNE, R_ANK)):
+    for shoe, (hip, kne, ank) in zip(look.shoes, ((L_HIP, L_KNE, L_ANK), (R_HIP, R_KNE, R_ANK))):
         _limb(can, p[hip], p[kne], lw, lw * 0.85, ids(pants))
         _limb(can, p[kne], p[ank], lw * 0.85, lw * 0.6, ids(pants))
         foot = p[ank] + np.array([0.0, lw * 0.25])
-        for img, c in zip(can, ids(pants if rng.random() < 0.5 else (30, 30, 30))):
+        for img, c in zip(can, ids(shoe)):
             cv2.ellipse(img, tuple(_fx(foot)), (int(lw * 0.6 * _ONE), int(lw * 0.3 * _ONE)), 0, 0, 360, c, -1,
                         cv2.LINE_8, _SHIFT)
     pad = aw * 0.4
@@ -227,25 +247,29 @@ def render_image(rng: np.random.Generator, width: int = 384, height: int = 288,
         for img, c in ((image, col), (idmap, OCCLUDER_ID)):
             cv2.rectangle(img, (x0, y0), (x0 + w, height), c, -1)
     image = _finish(rng, image)
-    figures = []
-    for rank, i in enumerate(order):
-        fid = rank + 1
-        pts = poses[i][0]
-        vis = np.full((17,), 2, np.int32)
-        xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
-        inside = (pts[:, 0] >= 0) & (pts[:, 0] <= width - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= height - 1)
-        xi, yi = np.clip(xi, 0, width - 1), np.clip(yi, 0, height - 1)
-        covered = idmap[yi, xi] != fid
-        vis[covered] = 1
-        vis[~inside] = 0
-        mask = idmap == fid
-        ys, xs = np.nonzero(mask)
-        if len(xs) == 0:
-            bbox = [0.0, 0.0, 0.0, 0.0]
-        else:
-            bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
-        figures.append(Figure(pts, vis, bbox, float(len(xs))))
+    figures = [figure_record(poses[i][0], idmap, rank + 1) for rank, i in enumerate(order)]
     return image, figures
+
+
+def figure_record(points, idmap, fid: int) -> Figure:
+    """The truth of figure ``fid`` drawn on ``idmap`` [H, W] uint8: visibility (2 own pixel, 1 covered,
+    0 outside the image), ``bbox`` = extent of its visible pixels ([0, 0, 0, 0] if none), ``area`` = their count."""
+    height, width = idmap.shape[:2]
+    pts = points
+    vis = np.full((len(pts),), 2, np.int32)
+    xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= width - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= height - 1)
+    xi, yi = np.clip(xi, 0, width - 1), np.clip(yi, 0, height - 1)
+    covered = idmap[yi, xi] != fid
+    vis[covered] = 1
+    vis[~inside] = 0
+    mask = idmap == fid
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        bbox = [0.0, 0.0, 0.0, 0.0]
+    else:
+        bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    return Figure(pts, vis, bbox, float(len(xs)))
 
 
 def _people_probs(max_people):
