@@ -107,3 +107,18 @@ def flip_back_heatmaps(heatmaps, flip_pairs: Sequence[Sequence[int]]) -> np.ndar
     h = np.asarray(heatmaps)
     return h[..., ::-1, :][..., flip_permutation(h.shape[-1], flip_pairs)]
 
+
+
+def crop_to_image_batch(points, centers, scales, output_size) -> np.ndarray:
+    """Map crop-space points of many unrotated crops back to image pixels, all at once.
+
+    points: [N, K, 2] crop px; centers, scales: [N, 2] image px; output_size: crop (W, H).
+    Returns [N, K, 2] float32: ``p / output_size * scale + center - scale / 2`` in float64 (mmpose's
+    ``TopdownPoseEstimator`` formula, bit for bit; the same map as :func:`crop_to_image` with rotation 0,
+    whose three-point matrix differs only by float rounding).
+    """
+    p = np.asarray(points, np.float32).astype(np.float64)
+    c = np.asarray(centers, np.float32).astype(np.float64)[:, None, :]
+    s = np.asarray(scales, np.float32).astype(np.float64)[:, None, :]
+    size = np.asarray(output_size, np.float64)
+    return (p / size * s + c - 0.5 * s).astype(np.float32)

@@ -256,7 +256,8 @@ def from_mmpose(path: str, preset: str | None = None, input_size=DEFAULT_INPUT_S
 
     ``preset``: build that preset (keypoints and PRM still from the checkpoint) instead of inferring the
     architecture; the strict load then checks it fits. ``input_size``: (H, W) crop, default 256x192.
-    The model's ``metadata`` records the source; its config's preprocessing is mmpose's
+    The model's ``metadata`` records the source and ``recipe: "mmpose"`` (so inference and evaluation
+    default to mmpose's test recipe); its config's preprocessing is mmpose's
     (RGB, mean 123.675/116.28/103.53, std 58.395/57.12/57.375 in 0..255 units).
     Raises :class:`CheckpointError` (unreadable file) or :class:`ConversionError` (weights do not fit).
     """
@@ -276,6 +277,7 @@ def from_mmpose_state_dict(state_dict: dict[str, np.ndarray], preset: str | None
                                prm=inferred.prm, prm_heads=inferred.prm_heads)
     metadata = {
         "weights": "mmpose",
+        "recipe": "mmpose",  # evaluated the way mmpose evaluates it (rsn_tf.recipes)
         "source": source,
         "source_format": source_format,
         "mmpose_keys": key_format,
