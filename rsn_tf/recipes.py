@@ -8,7 +8,7 @@ The one place that names each reference's test-time constants. Two recipes exist
   map at the rounded peak / 255 + 0.5; instance score = box score x mean of all keypoint scores.
 
 ``mmpose`` (mmpose 1.x ``GetBBoxCenterScale(padding=1.25)`` + ``MegviiHeatmap.decode`` + ``CocoMetric``)
-  box padding 1.25 on both sides; decode = blur renormalised to the original max, argmax,
+  box padding 1.25 on both sides; crops with mmpose's ``get_warp_matrix``; decode = blur renormalised to the original max, argmax,
   ``+0.25 * sign(gradient) + 0.5`` per interior axis; keypoint score = blurred max / 255 + 0.5;
   instance score = box score x mean of the keypoint scores above 0.2.
 
@@ -52,6 +52,8 @@ class TestRecipe:
       flip_test: test with the mirrored crop as well (both references do).
       oks_nms: OKS-NMS per image before scoring (neither reference's RSN recipe does).
       reference: where the recipe's settings come from, in words.
+      warp: whose crop matrix (``rsn_tf.geometry.get_affine_transform`` ``construction``): the same
+        map either way, built from float32 points as that reference builds it.
     """
 
     __test__ = False  # not a pytest class, despite the name
@@ -64,6 +66,7 @@ class TestRecipe:
     flip_test: bool = True
     oks_nms: bool = False
     reference: str = ""
+    warp: RecipeName = "authors"
 
 
 RECIPES: dict[str, TestRecipe] = {
@@ -71,7 +74,7 @@ RECIPES: dict[str, TestRecipe] = {
                           reference="the authors' PyTorch release, exps/*/test.py"),
     "mmpose": TestRecipe("mmpose", "mmpose", "mmpose", MMPOSE_BOX_PADDING,
                          reference="mmpose 1.x RSN configs: GetBBoxCenterScale(1.25), MegviiHeatmap.decode, "
-                                   "CocoMetric(score_mode='bbox_keypoint', nms_mode='none')"),
+                                   "CocoMetric(score_mode='bbox_keypoint', nms_mode='none')", warp="mmpose"),
 }
 
 
@@ -124,6 +127,7 @@ def recipe_record(recipe: TestRecipe, source: str, **settings) -> dict:
     record = {"recipe": recipe.name, "recipe_source": source, "flip_test": recipe.flip_test,
               "decode_mode": recipe.decode_mode, "score_mode": recipe.score_mode,
               "box_padding": [float(v) for v in recipe.box_padding],
-              "keypoint_score_threshold": recipe.keypoint_score_threshold, "oks_nms": recipe.oks_nms}
+              "keypoint_score_threshold": recipe.keypoint_score_threshold, "oks_nms": recipe.oks_nms,
+              "warp": recipe.warp}
     record.update(settings)
     return record

@@ -138,9 +138,19 @@ def infer_config(state_dict: dict[str, np.ndarray], input_size=DEFAULT_INPUT_SIZ
     keys = list(state_dict)
     ds = r"backbone\.multi_stage_rsn\.(\d+)\.downsample\.layer(\d+)\.(\d+)\."
     stages = {s for (s,) in _indices(keys, r"backbone\.multi_stage_rsn\.(\d+)\.")}
+    expected = ("an mmpose RSN pose checkpoint (backbone RSN: 'backbone.multi_stage_rsn.*' Residual Steps Blocks; "
+                "head MSPNHead: 'head.predict_layers.*')")
+    tops = sorted({k.split(".")[0] for k in keys})
+    detector = [t for t in tops if t in ("rpn_head", "roi_head", "bbox_head", "neck", "mask_head")]
+    if detector:
+        raise ConversionError(f"this looks like a detector checkpoint (top-level modules {tops}); expected {expected}")
     if not stages or not any(".conv_bn_relu2_" in k for k in keys):
-        raise ConversionError("not an mmpose RSN checkpoint: no 'backbone.multi_stage_rsn.*.conv_bn_relu2_*' "
-                              f"(Residual Steps Block) tensors; first keys: {keys[:5]}")
+        raise ConversionError(f"not an mmpose RSN checkpoint: expected {expected}; found no RSN backbone tensors "
+                              f"(top-level modules {tops}; first keys: {keys[:3]})")
+    if not any(k.startswith("head.predict_layers.") for k in keys):
+        heads = sorted({".".join(k.split(".")[:2]) for k in keys if not k.startswith("backbone.")})
+        raise ConversionError(f"the checkpoint has an RSN backbone but not mmpose's MSPNHead: expected "
+                              f"'head.predict_layers.*' tensors, found {heads[:6] or 'no head'}")
     num_stages = max(stages) + 1
     blocks = _indices(keys, ds)
     units = {u for (_, u) in _indices(keys, r"backbone\.multi_stage_rsn\.(\d+)\.upsample\.up(\d+)\.")}

@@ -252,7 +252,7 @@ class PoseEstimator:
         h, w = self.config.input_size
         centers, scales = [], []
         for b in boxes:
-            c, s = geometry.box_to_center_scale(b, w / h, self.box_padding)
+            c, s = geometry.box_to_center_scale(b, w / h, self.box_padding, construction=self.recipe.warp)
             centers.append(c)
             scales.append(s)
         return np.asarray(centers, np.float32).reshape(-1, 2), np.asarray(scales, np.float32).reshape(-1, 2)
@@ -260,7 +260,8 @@ class PoseEstimator:
     def crops(self, image, centers, scales) -> np.ndarray:
         """Affine crops [N, H, W, 3] of ``image`` (BGR, uint8 or float), normalised for the network."""
         h, w = self.config.input_size
-        raw = [geometry.warp_to_crop(image, c, s, 0.0, (w, h)) for c, s in zip(centers, scales)]
+        raw = [geometry.warp_to_crop(image, c, s, 0.0, (w, h), construction=self.recipe.warp)
+               for c, s in zip(centers, scales)]
         if not raw:
             return np.zeros((0, h, w, 3), np.float32)
         return normalize_crops(np.stack(raw), self.config.preprocessing)
