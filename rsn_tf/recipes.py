@@ -54,6 +54,8 @@ class TestRecipe:
       reference: where the recipe's settings come from, in words.
       warp: whose crop matrix (``rsn_tf.geometry.get_affine_transform`` ``construction``): the same
         map either way, built from float32 points as that reference builds it.
+      box_in_results: COCO results entries carry the person box (``bbox``), as mmpose's do; pycocotools
+        then takes a result's area (for APm/APl) from that box, not from its keypoints' extent.
     """
 
     __test__ = False  # not a pytest class, despite the name
@@ -67,6 +69,7 @@ class TestRecipe:
     oks_nms: bool = False
     reference: str = ""
     warp: RecipeName = "authors"
+    box_in_results: bool = False
 
 
 RECIPES: dict[str, TestRecipe] = {
@@ -74,7 +77,8 @@ RECIPES: dict[str, TestRecipe] = {
                           reference="the authors' PyTorch release, exps/*/test.py"),
     "mmpose": TestRecipe("mmpose", "mmpose", "mmpose", MMPOSE_BOX_PADDING,
                          reference="mmpose 1.x RSN configs: GetBBoxCenterScale(1.25), MegviiHeatmap.decode, "
-                                   "CocoMetric(score_mode='bbox_keypoint', nms_mode='none')", warp="mmpose"),
+                                   "CocoMetric(score_mode='bbox_keypoint', nms_mode='none')", warp="mmpose",
+                         box_in_results=True),
 }
 
 
@@ -128,6 +132,6 @@ def recipe_record(recipe: TestRecipe, source: str, **settings) -> dict:
               "decode_mode": recipe.decode_mode, "score_mode": recipe.score_mode,
               "box_padding": [float(v) for v in recipe.box_padding],
               "keypoint_score_threshold": recipe.keypoint_score_threshold, "oks_nms": recipe.oks_nms,
-              "warp": recipe.warp}
+              "warp": recipe.warp, "box_in_results": recipe.box_in_results}
     record.update(settings)
     return record

@@ -50,7 +50,7 @@ class _FakeMMEngine:
             pass
 
         for cls, mod in ((HistoryBuffer, hb), (ConfigDict, cfg)):
-            cls.__module__ = mod.__name__
+            cls.__module__, cls.__qualname__ = mod.__name__, cls.__name__
             setattr(mod, cls.__name__, cls)
         for name, mod in zip(self.saved, (root, logging, hb, cfg)):
             sys.modules[name] = mod

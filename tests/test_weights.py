@@ -104,10 +104,10 @@ def test_preset_download_cache_and_offline_reuse(served, tmp_path, monkeypatch, 
     assert sorted(os.listdir(cache)) == sorted([p.filename, p.filename[:-4] + ".keras"])
     assert model.metadata["weights_preset"] == PRESET and model.metadata["recipe"] == "mmpose"
     assert model.metadata["mmpose_metrics"]["AP"] == 0.704
-    reference = rsn_tf.load_model(shared_path("fixtures", "mmpose_rsn18_coco_256x192.npz"))  # .npz on the fly
-    for name in ("stem_conv_conv", "head3_conv2_conv"):
-        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0],
-                                      reference.get_layer(name).get_weights()[0])
+    with np.load(shared_path("fixtures", "mmpose_rsn18_coco_256x192.npz")) as z:  # the served weights, OIHW
+        for layer, key in (("stem_conv_conv", "backbone.top.top.0.conv.weight"),
+                           ("head3_conv2_conv", "head.predict_layers.3.conv_layers.1.conv.weight")):
+            np.testing.assert_array_equal(model.get_layer(layer).get_weights()[0], z[key].transpose(2, 3, 1, 0))
     # later uses are offline: no request, even with the network gone
     seen = len(served["server"].requests)
     monkeypatch.setenv("RSN_TF_WEIGHTS_URL", _closed_port_url())

@@ -48,7 +48,9 @@ class Opaque:
     _qualname = "?"
 
     def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
+        self = object.__new__(cls)  # NEWOBJ (dict/list subclasses) builds without calling __init__
+        self.args, self.state, self.items = args, None, {}
+        return self
 
     def __init__(self, *args, **kwargs):
         self.args, self.state, self.items = args, None, {}

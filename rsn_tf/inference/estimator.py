@@ -104,6 +104,7 @@ class Pose:
       box: the input box [x, y, w, h] (image pixels); box_score: its score (1 for GT/full-image).
       score: the instance score (see :func:`pose_score`).
       center, scale: the crop region (image pixels) actually used.
+      box_in_results: :meth:`to_coco` includes ``bbox`` (the recipe's ``box_in_results``).
     """
 
     keypoints: np.ndarray
@@ -113,6 +114,7 @@ class Pose:
     score: float
     center: np.ndarray
     scale: np.ndarray
+    box_in_results: bool = False
 
     @property
     def area(self) -> float:
@@ -122,8 +124,11 @@ class Pose:
     def to_coco(self, image_id: int, category_id: int = 1) -> dict:
         """A COCO keypoint results entry."""
         kp = np.concatenate([self.keypoints, self.keypoint_scores[:, None]], axis=1).astype(np.float64)
-        return {"image_id": int(image_id), "category_id": int(category_id),
-                "keypoints": np.round(kp.reshape(-1), 3).tolist(), "score": round(float(self.score), 6)}
+        entry = {"image_id": int(image_id), "category_id": int(category_id),
+                 "keypoints": np.round(kp.reshape(-1), 3).tolist(), "score": round(float(self.score), 6)}
+        if self.box_in_results:
+            entry["bbox"] = [round(float(v), 3) for v in self.box]
+        return entry
 
     def to_dict(self) -> dict:
         return {"keypoints": np.round(self.keypoints, 2).tolist(),
@@ -337,6 +342,7 @@ class PoseEstimator:
             poses = []
             for b in range(len(job.crops)):
                 poses.append(Pose(image_kpts[i], scores[i].astype(np.float32), job.boxes[b],
-                                  float(job.box_scores[b]), float(instance[i]), job.centers[b], job.scales[b]))
+                                  float(job.box_scores[b]), float(instance[i]), job.centers[b], job.scales[b],
+                                  self.recipe.box_in_results))
                 i += 1
             yield job.key, poses
