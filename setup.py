@@ -6,7 +6,10 @@ INSTALL_REQUIRES = [
     "tensorflow-cpu==2.21.0",
     "keras==3.15.1",
     "numpy==2.4.*",
-    "opencv-python-headless",
+    # OpenCV 5.0 changed cv2.warpAffine's bilinear interpolation of 8-bit images (crops differ from 4.x's by up
+    # to 5 grey levels on 8-24% of pixels); mmpose's reference fixtures were made with 4.11, which gives its
+    # crops exactly (rsn_tf/parity/topdown.py).
+    "opencv-python-headless==4.11.0.86",
     "pycocotools==2.0.11",
     "pyyaml",
     "tqdm",

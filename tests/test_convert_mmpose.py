@@ -75,7 +75,8 @@ def test_rsn18_fixture_inferred_as_the_preset(rsn18):
     assert model.rsn_config == preset_config("rsn18")
     assert model.count_params() == 9_144_936 + 2 * sum(  # + BN moving stats, counted by Keras only
         l.weights[0].shape[0] for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
-    assert model.metadata == {"weights": "mmpose", "source": "mmpose_rsn18_coco_256x192.npz", "source_format": "npz",
+    assert model.metadata == {"weights": "mmpose", "recipe": "mmpose", "source": "mmpose_rsn18_coco_256x192.npz",
+                              "source_format": "npz",
                               "mmpose_keys": "1.x", "keypoints": "coco"}
     # the fixture's non-state-dict arrays (input, outputs) are skipped, not loaded
     _, info = load_state_dict(shared_path(*FIXTURE))

@@ -6,13 +6,16 @@ HELP = "evaluate a model: COCO OKS AP (pycocotools) with GT boxes or a detection
 
 def add_estimator_arguments(p):
     """Options shared by ``rsn eval`` and ``rsn infer``."""
-    p.add_argument("--weights", required=True, help="model: a .keras file (carries its config), or weights with --config")
+    p.add_argument("--weights", required=True,
+                   help="model: a .keras file (carries its config), a .weights.h5 with --config, an mmpose .pth "
+                        "checkpoint (converted on the fly) or a named preset: mmpose/rsn18-coco, mmpose/rsn50-coco, "
+                        "mmpose/2xrsn50-coco, mmpose/3xrsn50-coco (downloaded once into $RSN_TF_HOME)")
     p.add_argument("--config", default=None,
                    help="model config (YAML/JSON with ModelConfig fields, or a preset name such as rsn18); "
                         "optional for .keras files")
-    p.add_argument("--recipe", choices=["authors", "mmpose"], default="authors",
-                   help="test recipe: decode, score rule and box padding of the authors (default) or mmpose "
-                        "(for converted mmpose weights)")
+    p.add_argument("--recipe", choices=["authors", "mmpose"], default=None,
+                   help="test recipe: decode, score rule and box padding of the authors or of mmpose (default: the "
+                        "model's own: mmpose's for converted mmpose weights, the training loss mode's otherwise)")
     p.add_argument("--decode", choices=["authors", "mmpose"], default=None, help="override the recipe's decode")
     p.add_argument("--score-mode", choices=["authors", "mmpose"], default=None, help="override the recipe's score rule")
     p.add_argument("--no-flip", action="store_true", help="disable the flip test")
@@ -21,21 +24,24 @@ def add_estimator_arguments(p):
 
 
 def build_estimator(args):
+    """The PoseEstimator of the shared options; prints the preset's mmpose accuracy and the recipe chosen."""
     import os
 
-    from rsn_tf.inference.estimator import PoseEstimator, load_model
+    from rsn_tf.inference.estimator import PoseEstimator
     from rsn_tf.io_utils import read_json
+    from rsn_tf.weights import describe, load_model
 
-    config = args.config
-    if config is not None and not os.path.exists(config):
-        from rsn_tf.model import preset_config
-        config = preset_config(config)
-    model = load_model(args.weights, config)
+    note = describe(args.weights)
+    if note:
+        print(note, flush=True)
+    model = load_model(args.weights, args.config)
     kp = args.keypoints
     if kp is not None and os.path.exists(kp):
         kp = read_json(kp, "keypoint spec file")
-    return PoseEstimator(model, flip_test=not args.no_flip, decode_mode=args.decode, score_mode=args.score_mode,
-                         batch_size=args.batch_size, keypoints=kp, recipe=args.recipe)
+    est = PoseEstimator(model, flip_test=not args.no_flip, decode_mode=args.decode, score_mode=args.score_mode,
+                        batch_size=args.batch_size, keypoints=kp, recipe=args.recipe)
+    print(f"test recipe: {est.recipe.name} ({est.recipe_source})", flush=True)
+    return est
 
 
 def add_arguments(p):

@@ -9,8 +9,9 @@ HELP = "run top-down pose estimation on images: writes poses.json and overlay PN
 def add_arguments(p):
     add_estimator_arguments(p)
     p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--boxes", default="full-image",
-                   help="person boxes: 'full-image' (one box = the whole image; for single-person photos), "
+    p.add_argument("--boxes", default="auto",
+                   help="person boxes: 'auto' (default: the person detector when the detector extra is installed, "
+                        "else 'full-image'), 'full-image' (one box = the whole image; for single-person photos), "
                         "'detector' (optional SSDLite person detector), or a JSON {file name: [[x,y,w,h(,score)],...]}")
     p.add_argument("--det-threshold", type=float, default=0.5, help="detector score threshold (default 0.5)")
     p.add_argument("--out", required=True, help="output folder")
@@ -21,5 +22,7 @@ def run(args) -> int:
 
     est = build_estimator(args)
     out = infer_images(est, args.images, args.out, boxes=args.boxes, det_threshold=args.det_threshold)
+    if out.get("note"):
+        print(out["note"], flush=True)
     print(f"wrote {out['poses']} and {len(out['overlays'])} overlays", flush=True)
     return 0

@@ -53,10 +53,20 @@ def _load_npz(path):
 
 def _load_torch(path):
     fmt = "pth" if zipfile.is_zipfile(path) else "pth-legacy"
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (expected a PyTorch checkpoint)")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if fmt == "pth-legacy" and head == b"PK\x03\x04":
+        raise CheckpointError(f"{path}: truncated or damaged PyTorch checkpoint: it starts as a zip-format torch "
+                              f"file but its zip directory is missing ({size:,} bytes); download it again")
     try:
         return torch_pickle.load(path), fmt
     except Exception as e:  # any failure of the pure reader: a non-checkpoint, or a format it lacks
         first_error = str(e).replace(f"{path}: ", "")
+        if first_error.startswith("truncated"):
+            raise CheckpointError(f"{path}: {first_error} ({size:,} bytes); download it again") from None
     try:
         import torch
     except ImportError:

@@ -138,9 +138,19 @@ def infer_config(state_dict: dict[str, np.ndarray], input_size=DEFAULT_INPUT_SIZ
     keys = list(state_dict)
     ds = r"backbone\.multi_stage_rsn\.(\d+)\.downsample\.layer(\d+)\.(\d+)\."
     stages = {s for (s,) in _indices(keys, r"backbone\.multi_stage_rsn\.(\d+)\.")}
+    expected = ("an mmpose RSN pose checkpoint (backbone RSN: 'backbone.multi_stage_rsn.*' Residual Steps Blocks; "
+                "head MSPNHead: 'head.predict_layers.*')")
+    tops = sorted({k.split(".")[0] for k in keys})
+    detector = [t for t in tops if t in ("rpn_head", "roi_head", "bbox_head", "neck", "mask_head")]
+    if detector:
+        raise ConversionError(f"this looks like a detector checkpoint (top-level modules {tops}); expected {expected}")
     if not stages or not any(".conv_bn_relu2_" in k for k in keys):
-        raise ConversionError("not an mmpose RSN checkpoint: no 'backbone.multi_stage_rsn.*.conv_bn_relu2_*' "
-                              f"(Residual Steps Block) tensors; first keys: {keys[:5]}")
+        raise ConversionError(f"not an mmpose RSN checkpoint: expected {expected}; found no RSN backbone tensors "
+                              f"(top-level modules {tops}; first keys: {keys[:3]})")
+    if not any(k.startswith("head.predict_layers.") for k in keys):
+        heads = sorted({".".join(k.split(".")[:2]) for k in keys if not k.startswith("backbone.")})
+        raise ConversionError(f"the checkpoint has an RSN backbone but not mmpose's MSPNHead: expected "
+                              f"'head.predict_layers.*' tensors, found {heads[:6] or 'no head'}")
     num_stages = max(stages) + 1
     blocks = _indices(keys, ds)
     units = {u for (_, u) in _indices(keys, r"backbone\.multi_stage_rsn\.(\d+)\.upsample\.up(\d+)\.")}
@@ -256,7 +266,8 @@ def from_mmpose(path: str, preset: str | None = None, input_size=DEFAULT_INPUT_S
 
     ``preset``: build that preset (keypoints and PRM still from the checkpoint) instead of inferring the
     architecture; the strict load then checks it fits. ``input_size``: (H, W) crop, default 256x192.
-    The model's ``metadata`` records the source; its config's preprocessing is mmpose's
+    The model's ``metadata`` records the source and ``recipe: "mmpose"`` (so inference and evaluation
+    default to mmpose's test recipe); its config's preprocessing is mmpose's
     (RGB, mean 123.675/116.28/103.53, std 58.395/57.12/57.375 in 0..255 units).
     Raises :class:`CheckpointError` (unreadable file) or :class:`ConversionError` (weights do not fit).
     """
@@ -276,6 +287,7 @@ def from_mmpose_state_dict(state_dict: dict[str, np.ndarray], preset: str | None
                                prm=inferred.prm, prm_heads=inferred.prm_heads)
     metadata = {
         "weights": "mmpose",
+        "recipe": "mmpose",  # evaluated the way mmpose evaluates it (rsn_tf.recipes)
         "source": source,
         "source_format": source_format,
         "mmpose_keys": key_format,

@@ -48,7 +48,9 @@ class Opaque:
     _qualname = "?"
 
     def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
+        self = object.__new__(cls)  # NEWOBJ (dict/list subclasses) builds without calling __init__
+        self.args, self.state, self.items = args, None, {}
+        return self
 
     def __init__(self, *args, **kwargs):
         self.args, self.state, self.items = args, None, {}
@@ -204,8 +206,12 @@ def _load_legacy(f, path):
         pending.append(holder)
         return holder
 
-    obj = _Unpickler(f, load_storage, rebuild).load()
-    for key in _PlainUnpickler(f).load():
+    try:
+        obj = _Unpickler(f, load_storage, rebuild).load()
+        keys = _PlainUnpickler(f).load()
+    except EOFError:
+        raise TorchFormatError(f"{path}: truncated (the file ends inside its pickled object)") from None
+    for key in keys:
         ref = refs[str(key)]
         (numel,) = struct.unpack("<q", f.read(8))
         itemsize = 2 if ref.storage_type == "BFloat16Storage" else np.dtype(_STORAGE_DTYPES[ref.storage_type]).itemsize

@@ -48,9 +48,7 @@ def annotation_format(path: str) -> str:
 
 
 def _estimator_settings(est: PoseEstimator) -> dict:
-    return {"flip_test": est.flip_test, "decode_mode": est.decode_mode, "score_mode": est.score_mode,
-            "decode_kernel": est.codec.decode_kernel, "box_padding": list(est.box_padding),
-            "input_size": list(est.config.input_size), "keypoints": est.spec.name}
+    return est.settings()  # the test recipe used, why it was chosen, and every setting
 
 
 def evaluate_coco(estimator: PoseEstimator, ann: str | dict, images_dir: str, boxes: str = "gt",

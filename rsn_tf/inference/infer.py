@@ -8,7 +8,8 @@ from typing import Sequence
 import cv2
 
 from rsn_tf import io_utils
-from rsn_tf.inference.boxes import box_source_kind, full_image_boxes, image_box_file, sanitize_boxes
+from rsn_tf.inference.boxes import (box_source_kind, full_image_boxes, image_box_file, resolve_auto_boxes,
+                                    sanitize_boxes)
 from rsn_tf.inference.estimator import PoseEstimator
 
 log = logging.getLogger("rsn_tf.inference")
@@ -31,10 +32,13 @@ def infer_images(estimator: PoseEstimator, paths: Sequence[str], out_dir: str, b
                  det_threshold: float = 0.5, draw: bool = True) -> dict:
     """Run ``estimator`` on image files and write ``out_dir/poses.json`` and ``out_dir/<name>.png`` overlays.
 
-    boxes: ``"full-image"``, ``"detector"`` or a JSON file ``{file name: [[x, y, w, h(, score)], ...]}``.
+    boxes: ``"auto"`` (the detector when installed, else ``"full-image"`` with a note), ``"full-image"``,
+    ``"detector"`` or a JSON file ``{file name: [[x, y, w, h(, score)], ...]}``.
     poses.json: ``{"box_source", "settings", "keypoint_names", "images": [{"file", "width", "height",
-    "poses": [{"keypoints" [K, 2] px, "keypoint_scores" [K], "box", "box_score", "score"}]}], "skipped": [...]}``.
-    Unreadable files are listed under ``skipped`` with a warning.
+    "poses": [{"keypoints" [K, 2] px, "keypoint_scores" [K], "box", "box_score", "score"}]}], "skipped": [...]}``;
+    ``settings`` holds the test recipe used and why (:meth:`PoseEstimator.settings`), ``note`` any advice
+    about the boxes. Unreadable files are listed under ``skipped`` with a warning.
+    Returns ``{"poses", "overlays", "skipped", "note"}``.
     """
     from rsn_tf.visualize import draw_poses
 
@@ -42,6 +46,10 @@ def infer_images(estimator: PoseEstimator, paths: Sequence[str], out_dir: str, b
     if not files:
         raise FileNotFoundError(f"no image files in {list(paths)}")
     kind = box_source_kind(boxes)
+    note = None
+    if kind == "auto":
+        kind, note = resolve_auto_boxes()
+        boxes = kind
     detector = None
     given = None
     if kind == "detector":
@@ -50,7 +58,8 @@ def infer_images(estimator: PoseEstimator, paths: Sequence[str], out_dir: str, b
     elif kind == "file":
         given = image_box_file(boxes)
     elif kind != "full-image":
-        raise ValueError(f"rsn infer box source must be 'full-image', 'detector' or a box JSON file (got {boxes!r})")
+        raise ValueError(f"rsn infer box source must be 'auto', 'full-image', 'detector' or a box JSON file "
+                         f"(got {boxes!r})")
 
     skipped, loaded = [], {}
 
@@ -84,9 +93,9 @@ def infer_images(estimator: PoseEstimator, paths: Sequence[str], out_dir: str, b
             with io_utils.atomic_path(os.path.join(out_dir, name)) as tmp:
                 cv2.imwrite(tmp, draw_poses(image, poses, estimator.spec))
             overlays.append(os.path.join(out_dir, name))
-    settings = {"flip_test": estimator.flip_test, "decode_mode": estimator.decode_mode,
-                "score_mode": estimator.score_mode, "box_padding": list(estimator.box_padding)}
-    poses_path = io_utils.write_json(os.path.join(out_dir, "poses.json"), {
-        "box_source": boxes, "settings": settings, "keypoint_names": list(estimator.spec.names),
-        "images": entries, "skipped": skipped})
-    return {"poses": poses_path, "overlays": overlays, "skipped": skipped}
+    record = {"box_source": boxes, "settings": estimator.settings(), "keypoint_names": list(estimator.spec.names),
+              "images": entries, "skipped": skipped}
+    if note:
+        record["note"] = note
+    poses_path = io_utils.write_json(os.path.join(out_dir, "poses.json"), record)
+    return {"poses": poses_path, "overlays": overlays, "skipped": skipped, "note": note}

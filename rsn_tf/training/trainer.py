@@ -90,7 +90,7 @@ def experiment_metadata(exp: ExperimentConfig, with_dataset_spec: bool = True) -
     (names, flip pairs, skeleton, OKS sigmas), so inference and evaluation of a model trained on a
     custom COCO-format set need nothing but the model file.
     """
-    meta = {"experiment": exp.to_dict(), "trained_with": "rsn train"}
+    meta = {"experiment": exp.to_dict(), "trained_with": "rsn train", "recipe": exp.train.loss.mode}
     if exp.model.preset and exp.model.config is None:
         meta["preset"] = exp.model.preset
     if exp.data.keypoints:
