@@ -86,7 +86,8 @@ def test_weights_with_config_and_mpii_mismatch(tiny_model, tmp_path):
     import yaml
 
     from rsn_tf.evaluation.runner import evaluate_mpii
-    from rsn_tf.inference.estimator import PoseEstimator, load_model
+    from rsn_tf.inference.estimator import PoseEstimator
+    from rsn_tf.weights import load_model
     w = str(tmp_path / "tiny.weights.h5")
     tiny_model.save_weights(w)
     cfg = tmp_path / "model.yaml"

@@ -32,7 +32,7 @@ def add_arguments(p):
 def run(args) -> int:
     from rsn_tf.bench.report import markdown
     from rsn_tf.bench.run import RUNTIMES, parse_list, require_runtimes, run_benchmark
-    from rsn_tf.inference.estimator import load_model  # rsn_tf.load_model(ref) once the one loader lands
+    from rsn_tf.weights import load_model
     from rsn_tf.model import build_rsn
 
     if args.rounds < 1 or args.block_seconds <= 0 or args.warmup < 0:

@@ -46,8 +46,7 @@ def run(args) -> int:
     from rsn_tf.export.exporter import export_with_crops
 
     if args.weights:
-        # rsn_tf.load_model(ref) once the one loader lands (presets, .pth, .weights.h5 as well)
-        from rsn_tf.inference.estimator import load_model
+        from rsn_tf.weights import load_model  # .keras, weights + config, .pth, presets
         model = load_model(args.weights)  # export_with_crops checks it is an RSNModel before any work
     else:
         from rsn_tf.model import build_rsn

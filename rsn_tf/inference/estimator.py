@@ -88,12 +88,6 @@ def pose_score(keypoint_scores, box_score: float, mode: str = "authors",
     return float(pose_scores(np.asarray(keypoint_scores, np.float64)[None], [box_score], mode, threshold)[0])
 
 
-def load_model(path: str, config=None):
-    """Load an RSN model: see :func:`rsn_tf.weights.load_model` (the one loader every ``--weights`` uses)."""
-    from rsn_tf.weights import load_model as _load
-    return _load(path, config)
-
-
 @dataclasses.dataclass
 class Pose:
     """One person's pose.
@@ -173,6 +167,7 @@ class PoseEstimator:
                  recipe: Literal["authors", "mmpose"] | None = None,
                  keypoint_score_threshold: float | None = None, config=None):
         if isinstance(model, str):
+            from rsn_tf.weights import load_model
             model = load_model(model)
         metadata = getattr(model, "metadata", None)
         r, self.recipe_source = resolve_recipe(recipe, metadata)

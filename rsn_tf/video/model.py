@@ -92,7 +92,7 @@ def _keras_network(weights: str, threads: int, config):
     from rsn_tf.export.runtimes import KerasRunner
 
     _tf_threads(threads)
-    from rsn_tf.inference.estimator import load_model
+    from rsn_tf.weights import load_model
 
     if config is not None and isinstance(config, str) and not os.path.exists(config):
         from rsn_tf.model import preset_config
