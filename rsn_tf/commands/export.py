@@ -5,8 +5,6 @@ import os
 
 HELP = "export a model to SavedModel, TFLite (fp32/fp16/int8) and ONNX, validate each, write the agreement report"
 
-DEFAULT_CHECK_COCO = os.path.join("..", "shared", "data", "coco_sample", "test_coco.json")
-
 
 def add_arguments(p):
     g = p.add_mutually_exclusive_group(required=True)
@@ -22,9 +20,9 @@ def add_arguments(p):
     p.add_argument("--calib-images", default=None, help="image folder of --calib-coco (default: beside the json)")
     p.add_argument("--calib-synth", default=None, help="int8 calibration from a synthetic set written by 'rsn synth'")
     p.add_argument("--calib-count", type=int, default=64, help="representative crops for int8 (default 64)")
-    p.add_argument("--check-coco", default=DEFAULT_CHECK_COCO,
-                   help="real crops for the agreement report: a COCO keypoints json ('none' to skip; default "
-                        "../shared/data/coco_sample/test_coco.json when present)")
+    p.add_argument("--check-coco", default=None,
+                   help="real crops for the agreement report: a COCO keypoints json with its images beside it "
+                        "(default: none, synthetic crops only)")
     p.add_argument("--check-synth", type=int, default=16,
                    help="synthetic images (seed 1000, unseen by calibration) for the agreement report (0 = none)")
     p.add_argument("--input-order", choices=("bgr", "rgb"), default="bgr",
@@ -39,9 +37,7 @@ def run(args) -> int:
     formats = parse_formats(args.formats)
     check_coco = None if args.check_coco in (None, "", "none") else args.check_coco
     if check_coco and not os.path.exists(check_coco):
-        if check_coco != DEFAULT_CHECK_COCO:
-            raise FileNotFoundError(f"--check-coco: {check_coco} not found")
-        check_coco = None  # the shared sample is absent: synthetic crops only
+        raise FileNotFoundError(f"--check-coco: {check_coco} not found")
     model = load_model(args.weights, args.preset, args.input)
     note = args.weights or f"{args.preset} with random weights (untrained)"
     manifest, report = export_with_crops(

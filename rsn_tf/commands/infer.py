@@ -1,7 +1,7 @@
 """rsn infer: poses on plain images -> poses.json and overlay pictures."""
 from __future__ import annotations
 
-from rsn_tf.commands.eval import add_estimator_arguments, build_estimator
+from rsn_tf.commands.common import add_estimator_arguments, build_estimator
 
 HELP = "run top-down pose estimation on images: writes poses.json and overlay PNGs"
 
@@ -13,13 +13,26 @@ def add_arguments(p):
                    help="person boxes: 'full-image' (one box = the whole image; for single-person photos), "
                         "'detector' (optional SSDLite person detector), or a JSON {file name: [[x,y,w,h(,score)],...]}")
     p.add_argument("--det-threshold", type=float, default=0.5, help="detector score threshold (default 0.5)")
+    p.add_argument("--orientation", choices=["exif", "stored"], default="exif",
+                   help="'exif' (default): turn photos upright as their EXIF tag says, as viewers show them "
+                        "(keypoints are then in that upright frame); 'stored': the pixels as stored, the frame "
+                        "dataset annotations use")
     p.add_argument("--out", required=True, help="output folder")
 
 
 def run(args) -> int:
+    from rsn_tf.commands.common import check_estimator_arguments, print_model_card
     from rsn_tf.inference.infer import infer_images
 
+    check_estimator_arguments(args)
     est = build_estimator(args)
-    out = infer_images(est, args.images, args.out, boxes=args.boxes, det_threshold=args.det_threshold)
-    print(f"wrote {out['poses']} and {len(out['overlays'])} overlays", flush=True)
+    print_model_card(est)
+    out = infer_images(est, args.images, args.out, boxes=args.boxes, det_threshold=args.det_threshold,
+                       orientation=args.orientation)
+    n = len(out["overlays"])
+    print(f"wrote {out['poses']} and {n} overlay{'s' if n != 1 else ''}"
+          + (f" ({len(out['skipped'])} unreadable file(s) skipped, listed in poses.json)" if out["skipped"] else ""),
+          flush=True)
+    if out["replaced"]:
+        print(f"replaced {len(out['replaced'])} file(s) of an earlier run in {args.out}", flush=True)
     return 0
