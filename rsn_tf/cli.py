@@ -101,6 +101,10 @@ def _error_line(e: BaseException) -> str:
         return msg
     if isinstance(e, KeyError) and e.args:
         return str(e.args[0])
+    if isinstance(e, FileExistsError) and e.filename is not None:
+        return f"{e.filename}: a file is in the way (a folder is needed there)"
+    if isinstance(e, NotADirectoryError) and e.filename is not None:
+        return f"{e.filename}: part of this path is a file, not a folder"
     if isinstance(e, OSError) and not str(e).startswith("[Errno") and e.filename is None:
         return str(e)
     if isinstance(e, OSError) and e.filename is not None:

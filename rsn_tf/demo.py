@@ -52,6 +52,12 @@ def run_demo(out_dir: str, presets: list[str] | None = None, num_images: int = 4
     from rsn_tf.evaluation.runner import evaluate_and_draw
     from rsn_tf.training.synthetic import train_synthetic
 
+    from rsn_tf.model.config import preset_config
+
+    for name in presets or []:
+        preset_config(name)  # an unknown name is a clear error before any work
+    if num_images < 2:
+        raise ValueError(f"the demo needs at least 2 synthetic images (a train and a val split); got {num_images}")
     os.makedirs(out_dir, exist_ok=True)
     result: dict = {}
 

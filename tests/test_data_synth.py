@@ -96,3 +96,7 @@ def test_cli_and_contact_sheet(tmp_path, capsys):
     # the old WxH spelling is refused with the replacement spelled out, not silently transposed
     assert main(["synth", "--out", str(out), "--size", "128x96"]) == 2
     assert "--image-size 96x128" in capsys.readouterr().err
+    # a dataset already in --out is not replaced silently
+    assert main(["synth", "--out", str(out), "--images", "2", "--image-size", "96x128"]) == 2
+    assert "already holds a dataset" in capsys.readouterr().err
+    assert len(json.load(open(out / "person_keypoints_train.json"))["images"]) == 2

@@ -57,8 +57,31 @@ def build_estimator(args):
 
 def check_estimator_arguments(args) -> None:
     """Cheap checks of the shared options, before a model is loaded."""
+    import os
+
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1 (got {args.batch_size})")
+    if args.keypoints is not None and not os.path.exists(args.keypoints):
+        from rsn_tf.keypoints import get_spec
+
+        if args.keypoints.endswith(".json"):
+            raise FileNotFoundError(f"--keypoints: keypoint spec file not found: {args.keypoints}")
+        get_spec(args.keypoints)  # an unknown layout name is a clear error now, not after loading the model
+
+
+def check_out_dir(path: str, option: str = "--out") -> None:
+    """``path`` is a folder or can become one (not an existing file, no file in its parents)."""
+    import os
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a file; give a folder (it is created if missing)")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"{option} {path}: {parent} is a file, so the folder cannot be created")
+    if parent and not os.access(parent, os.W_OK):
+        raise PermissionError(f"{option} {path}: {parent} is not writable")
 
 
 def print_model_card(estimator, file=None) -> None:

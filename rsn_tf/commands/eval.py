@@ -35,26 +35,35 @@ def _sigmas(text):
 def run(args) -> int:
     import os
 
-    from rsn_tf.commands.common import check_estimator_arguments, print_model_card
-    from rsn_tf.evaluation.runner import annotation_format, evaluate_coco, evaluate_mpii
+    from rsn_tf.commands.common import check_estimator_arguments, check_out_dir, print_model_card
+    from rsn_tf.evaluation.runner import (annotation_format, check_coco_inputs, check_mpii_inputs, evaluate_coco,
+                                          evaluate_mpii)
 
+    # every input is read and checked before the model is loaded (and long before the network runs)
     check_estimator_arguments(args)
+    check_out_dir(args.out)
     if args.overlays < 0:
         raise ValueError(f"--overlays must be >= 0 (got {args.overlays})")
     if not os.path.isdir(args.images):
         raise FileNotFoundError(f"--images: folder not found: {args.images}")
     sigmas = _sigmas(args.sigmas)
     fmt = annotation_format(args.ann) if args.format == "auto" else args.format
-    if fmt == "mpii" and (args.boxes != "gt" or sigmas is not None):
-        raise ValueError("an MPII file is evaluated on its own person regions with PCKh: --boxes and --sigmas "
-                         "do not apply")
+    if fmt == "mpii":
+        if args.boxes != "gt" or sigmas is not None:
+            raise ValueError("an MPII file is evaluated on its own person regions with PCKh: --boxes and --sigmas "
+                             "do not apply")
+        inputs = check_mpii_inputs(args.ann, args.images)
+    else:
+        inputs = check_coco_inputs(args.ann, args.images, args.boxes, args.det_threshold, sigmas)
+    earlier = [f for f in ("results.json", "metrics.json", "metrics.md") if os.path.exists(os.path.join(args.out, f))]
     est = build_estimator(args)
     print_model_card(est)
     if fmt == "mpii":
-        evaluate_mpii(est, args.ann, args.images, out_dir=args.out, num_overlays=args.overlays)
+        evaluate_mpii(est, inputs, args.images, out_dir=args.out, num_overlays=args.overlays)
     else:
-        evaluate_coco(est, args.ann, args.images, boxes=args.boxes, score_threshold=args.det_threshold,
-                      out_dir=args.out, use_nms=args.oks_nms, sigmas=sigmas, num_overlays=args.overlays)
+        evaluate_coco(est, inputs, args.images, out_dir=args.out, use_nms=args.oks_nms, num_overlays=args.overlays)
     print(f"wrote {os.path.join(args.out, 'results.json')}, metrics.json and metrics.md"
           + (" and overlays/" if args.overlays else ""), flush=True)
+    if earlier:
+        print(f"replaced {', '.join(earlier)} of an earlier run in {args.out}", flush=True)
     return 0

@@ -21,14 +21,19 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from rsn_tf.commands.common import check_estimator_arguments, print_model_card
-    from rsn_tf.inference.infer import infer_images
+    from rsn_tf.commands.common import check_estimator_arguments, check_out_dir, print_model_card
+    from rsn_tf.inference.infer import check_infer_inputs, infer_images
 
+    # every input is listed and checked before the model is loaded
     check_estimator_arguments(args)
+    check_out_dir(args.out)
+    if args.boxes == "detector":
+        from rsn_tf.inference.boxes import detector_graph_path
+        detector_graph_path()  # the optional detector is installed (else the install line)
+    inputs = check_infer_inputs(args.images, args.boxes)
     est = build_estimator(args)
     print_model_card(est)
-    out = infer_images(est, args.images, args.out, boxes=args.boxes, det_threshold=args.det_threshold,
-                       orientation=args.orientation)
+    out = infer_images(est, inputs, args.out, det_threshold=args.det_threshold, orientation=args.orientation)
     n = len(out["overlays"])
     print(f"wrote {out['poses']} and {n} overlay{'s' if n != 1 else ''}"
           + (f" ({len(out['skipped'])} unreadable file(s) skipped, listed in poses.json)" if out["skipped"] else ""),

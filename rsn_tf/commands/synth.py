@@ -16,10 +16,11 @@ def add_arguments(p):
     p.add_argument("--size", default=None, help=argparse.SUPPRESS)  # the old WxH spelling: a clear error
     p.add_argument("--max-people", type=int, default=4, help="people per image, 1..N (default 4)")
     p.add_argument("--sheet", default=None, help="also write a PNG contact sheet of train images with skeletons")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
 
 
 def run(args) -> int:
-    from rsn_tf.commands.common import parse_hw
+    from rsn_tf.commands.common import check_out_dir, parse_hw
     from rsn_tf.data.synth import make_synthetic_dataset
 
     if args.size is not None:
@@ -27,6 +28,15 @@ def run(args) -> int:
                          f"other command: for a {args.size} WxH image write --image-size "
                          f"{'x'.join(reversed(args.size.lower().split('x')))}")
     h, w = parse_hw(args.image_size, "--image-size")
+    if h < 64 or w < 64:
+        raise ValueError(f"--image-size {args.image_size}: height and width must be at least 64")
+    check_out_dir(args.out)
+    import os
+    existing = [f for f in ("person_keypoints_train.json", "person_keypoints_val.json")
+                if os.path.exists(os.path.join(args.out, f))]
+    if existing and not args.overwrite:
+        raise ValueError(f"--out {args.out} already holds a dataset ({', '.join(existing)}); choose another "
+                         "folder or pass --overwrite to replace it")
     if args.images < 1:
         raise ValueError(f"--images must be >= 1 (got {args.images})")
     if args.max_people < 1:

@@ -48,14 +48,16 @@ def check_coco(data: dict, ann_path: str, num_keypoints: int) -> None:
     :func:`load_coco`, ``rsn eval`` through :mod:`rsn_tf.evaluation.runner`). Raises ``ValueError`` naming
     ``ann_path``, the image or annotation id and the field: an image without ``id``/``file_name`` or a
     repeated image id; an annotation without ``id``/``image_id``, a repeated annotation id, an ``image_id``
-    not in ``images``, ``keypoints`` that are not ``3 * num_keypoints`` finite numbers, a ``bbox`` that is
-    not 4 numbers, a non-numeric ``area``.
+    not in ``images``, a ``category_id`` not in ``categories``, ``keypoints`` that are not
+    ``3 * num_keypoints`` finite numbers with visibility flags 0/1/2, a ``bbox`` that is not 4 numbers, a
+    non-numeric ``area``.
     """
     check_coco_top_level(data, ann_path)
     for i, cat in enumerate(data["categories"]):
         if not isinstance(cat, dict) or "id" not in cat:
             raise ValueError(f"{ann_path}: categories[{i}] must be an object with an 'id'")
     keypoint_cats = {c["id"] for c in data["categories"] if c.get("keypoints")}
+    category_ids = {c["id"] for c in data["categories"]}
     image_ids = set()
     for i, img in enumerate(data["images"]):
         if not isinstance(img, dict):
@@ -80,6 +82,9 @@ def check_coco(data: dict, ann_path: str, num_keypoints: int) -> None:
         ann_ids.add(ann["id"])
         if ann["image_id"] not in image_ids:
             raise ValueError(f"{where}: field 'image_id' is {ann['image_id']!r}, which is not an id in 'images'")
+        if "category_id" in ann and ann["category_id"] not in category_ids:
+            raise ValueError(f"{where}: field 'category_id' is {ann['category_id']!r}, which is not an id in "
+                             "'categories'")
         if "category_id" in ann and keypoint_cats and ann["category_id"] not in keypoint_cats:
             continue  # another category's annotation (no keypoints expected); never read
         _keypoints(ann, num_keypoints, ann_path)
@@ -211,6 +216,10 @@ def _keypoints(ann: dict, k: int, ann_path: str) -> np.ndarray:
         raise ValueError(f"{ann_path}: annotation id {ann.get('id')}: field 'keypoints' holds non-numbers") from None
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{ann_path}: annotation id {ann.get('id')}: field 'keypoints' holds NaN/inf")
+    bad_v = sorted({float(v) for v in arr[:, 2] if v not in (0, 1, 2)})
+    if bad_v:
+        raise ValueError(f"{ann_path}: annotation id {ann.get('id')}: field 'keypoints' has visibility flag(s) "
+                         f"{bad_v[:3]}; COCO's are 0 (not labelled), 1 (occluded), 2 (visible)")
     return arr
 
 

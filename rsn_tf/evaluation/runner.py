@@ -17,6 +17,7 @@ Images are read in their stored orientation (:func:`rsn_tf.data.images.read_imag
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -138,11 +139,33 @@ def _check_image_folder(images: dict, images_dir: str, source: str) -> dict[int,
     return bad
 
 
-def prepare_coco(estimator: PoseEstimator, ann: str | dict, sigmas: Sequence[float] | None = None):
-    """Read and check a COCO-format annotation file (path or dict) for ``estimator``, before any work.
+@dataclasses.dataclass
+class CocoInputs:
+    """A COCO-format evaluation's inputs, read and checked (:func:`check_coco_inputs`) before a model is
+    loaded: the annotation dict and its name, the OKS sigmas, the images by id, person boxes by image id,
+    images whose file cannot be read (id -> why) and the detection-file counts."""
 
-    Returns (data dict, source name, :class:`CocoKeypointEvaluator`). Raises ``ValueError`` naming the file
-    and the annotation id and field, or both keypoint counts when the model does not fit the file.
+    data: dict
+    source: str
+    sigmas: np.ndarray
+    images: dict
+    boxes: str
+    box_map: dict
+    unreadable: dict
+    det_counts: dict
+    names: tuple
+    score_threshold: float = 0.0
+
+
+def check_coco_inputs(ann: str | dict, images_dir: str | None, boxes: str = "gt", score_threshold: float = 0.0,
+                      sigmas: Sequence[float] | None = None) -> CocoInputs:
+    """Read and check everything a COCO-format evaluation needs except the model, before any work.
+
+    The annotation file goes through the validation ``rsn train`` uses (:func:`rsn_tf.data.coco.check_coco`:
+    errors name the file, the annotation id and the field); then the OKS sigmas, the box source (a
+    detection file none of whose image ids is annotated, or whose boxes all fall below
+    ``score_threshold``, is an error; partial mismatches are warnings with counts and ids) and, unless
+    ``images_dir`` is None, every image's header (none readable is an error; some is a warning).
     """
     from rsn_tf.data.coco import check_coco, check_coco_top_level, load_coco_json
 
@@ -154,40 +177,20 @@ def prepare_coco(estimator: PoseEstimator, ann: str | dict, sigmas: Sequence[flo
     category = coco_eval.keypoint_category(data, source)
     names = tuple(category["keypoints"])
     check_coco(data, source, len(names))
-    check_model_fits(estimator, len(names), source, names)
-    coco_eval.dataset_sigmas(data, sigmas, source)  # errors name the file, not "<annotations>"
-    evaluator = coco_eval.CocoKeypointEvaluator(data, sigmas)
-    evaluator.source = source
-    return data, source, evaluator
-
-
-def evaluate_coco(estimator: PoseEstimator, ann: str | dict, images_dir: str, boxes: str = "gt",
-                  score_threshold: float = 0.0, out_dir: str | None = None, use_nms: bool = False,
-                  nms_threshold: float = 0.9, sigmas: Sequence[float] | None = None,
-                  num_overlays: int = 0, verbose: bool = True, image_reader=None) -> dict:
-    """Run top-down inference on a COCO-format set and score it with pycocotools.
-
-    Args:
-      estimator: a :class:`PoseEstimator`.
-      ann: annotation file (path or dict). images_dir: folder of the ``file_name`` images.
-      boxes: ``"gt"`` or a detection file (COCO results format); ``score_threshold`` filters it.
-      out_dir: if given, writes ``results.json`` (COCO results), ``metrics.json``, ``metrics.md`` and
-        ``overlays/*.png`` + the grid ``overlays.png`` for the first ``num_overlays`` images (predictions
-        over the ground truth, with a legend).
-      use_nms: OKS-NMS per image (off by default, as the references).
-      image_reader: path -> image or None (tests substitute synthetic images); default :func:`read_image`,
-        after a header check of every image.
-    Returns the metrics dict (the 10 COCO stats, counts, settings).
-    """
-    data, source, evaluator = prepare_coco(estimator, ann, sigmas)
-    category_id = int(evaluator.category["id"])
+    sig = coco_eval.dataset_sigmas(data, sigmas, source)
+    category_id = int(category["id"])
     images = {int(im["id"]): im for im in data["images"]}
 
     kind = box_source_kind(boxes)
     det_counts: dict = {}
     if kind == "gt":
         box_map = gt_boxes(data, source)
+        if not any(box_map.values()):
+            raise ValueError(f"{source}: no person with a labelled keypoint (and a box) in 'annotations': "
+                             "nothing to evaluate with --boxes gt")
     elif kind == "file":
+        if not os.path.exists(boxes):
+            raise FileNotFoundError(f"--boxes {boxes!r}: neither 'gt' nor an existing detection file")
         unknown = _check_detection_ids(boxes, io_utils.read_json(boxes, "detection file"), images, source)
         found = detection_file_boxes(boxes, None, score_threshold, category_id)
         box_map = {i: found.get(i, []) for i in images}
@@ -196,17 +199,52 @@ def evaluate_coco(estimator: PoseEstimator, ann: str | dict, images_dir: str, bo
                                                                              score_threshold)}
     else:
         raise ValueError(f"evaluation box source must be 'gt' or a detection file (got {boxes!r})")
-
-    unreadable: dict[int, str] = {}
-    if image_reader is None:
-        unreadable = _check_image_folder(images, images_dir, source)
-        image_reader = read_image
-    missing = [images[i].get("file_name", str(i)) for i in unreadable]
-    if missing:
+    unreadable = {} if images_dir is None else _check_image_folder(images, images_dir, source)
+    if unreadable:
         log.warning("%s: %d of %d images cannot be read from %s and are left out of the metric: %s%s", source,
-                    len(missing), len(images), images_dir,
+                    len(unreadable), len(images), images_dir,
                     [f"{images[i].get('file_name')} ({why})" for i, why in list(unreadable.items())[:5]],
-                    " ..." if len(missing) > 5 else "")
+                    " ..." if len(unreadable) > 5 else "")
+    return CocoInputs(data, source, sig, images, boxes, box_map, unreadable, det_counts, names, float(score_threshold))
+
+
+def evaluate_coco(estimator: PoseEstimator, ann: str | dict | CocoInputs, images_dir: str, boxes: str = "gt",
+                  score_threshold: float = 0.0, out_dir: str | None = None, use_nms: bool = False,
+                  nms_threshold: float = 0.9, sigmas: Sequence[float] | None = None,
+                  num_overlays: int = 0, verbose: bool = True, image_reader=None) -> dict:
+    """Run top-down inference on a COCO-format set and score it with pycocotools.
+
+    Args:
+      estimator: a :class:`PoseEstimator`.
+      ann: annotation file (path or dict), or the :class:`CocoInputs` of :func:`check_coco_inputs` (then
+        ``boxes``, ``score_threshold`` and ``sigmas`` are taken from it). images_dir: folder of the
+        ``file_name`` images.
+      boxes: ``"gt"`` or a detection file (COCO results format); ``score_threshold`` filters it.
+      out_dir: if given, writes ``results.json`` (COCO results), ``metrics.json``, ``metrics.md`` and
+        ``overlays/*.png`` + the grid ``overlays.png`` for the first ``num_overlays`` images (predictions
+        over the ground truth, with a legend).
+      use_nms: OKS-NMS per image (off by default, as the references).
+      image_reader: path -> image or None (tests substitute synthetic images); default :func:`read_image`,
+        after a header check of every image.
+    Returns the metrics dict (the 10 COCO stats, counts, settings).
+
+    Everything is checked before the network runs (:func:`check_coco_inputs`, then the model's keypoint
+    count against the file's, :func:`check_model_fits`).
+    """
+    inputs = ann if isinstance(ann, CocoInputs) else check_coco_inputs(
+        ann, images_dir if image_reader is None else None, boxes, score_threshold, sigmas)
+    data, source, images, box_map, boxes = inputs.data, inputs.source, inputs.images, inputs.box_map, inputs.boxes
+    score_threshold = inputs.score_threshold
+    kind = box_source_kind(boxes)
+    det_counts = inputs.det_counts
+    check_model_fits(estimator, len(inputs.names), source, inputs.names)
+    evaluator = coco_eval.CocoKeypointEvaluator(data, inputs.sigmas)
+    evaluator.source = source
+    category_id = int(evaluator.category["id"])
+
+    unreadable = dict(inputs.unreadable)
+    image_reader = image_reader or read_image
+    missing = [images[i].get("file_name", str(i)) for i in unreadable]
     stats = {"clipped": 0, "dropped": 0, "boxes": 0}
     spec = estimator.spec
 
@@ -334,33 +372,50 @@ def write_overlays(overlays, images: dict, images_dir: str, spec, out_dir: str, 
     return paths
 
 
-def evaluate_mpii(estimator: PoseEstimator, ann: str, images_dir: str, out_dir: str | None = None,
+@dataclasses.dataclass
+class MpiiInputs:
+    """An MPII evaluation's inputs, read and checked before a model is loaded (:func:`check_mpii_inputs`)."""
+
+    source: str
+    entries: list
+    unreadable: set
+
+
+def check_mpii_inputs(ann: str, images_dir: str | None) -> MpiiInputs:
+    """Read an MPII list-format file with the one MPII reader (the validation training uses) and, unless
+    ``images_dir`` is None, check every image's header (none readable is an error, some a warning)."""
+    entries = mpii_eval.load_mpii(ann)
+    unreadable: set = set()
+    if images_dir is not None:
+        names = list(dict.fromkeys(e.image for e in entries))
+        bad = _check_image_folder({i: {"file_name": n} for i, n in enumerate(names)}, images_dir, ann)
+        unreadable = {names[i] for i in bad}
+        if unreadable:
+            log.warning("%s: %d of %d images cannot be read from %s and are left out: %s", ann, len(unreadable),
+                        len(names), images_dir, sorted(unreadable)[:10])
+    return MpiiInputs(ann, entries, unreadable)
+
+
+def evaluate_mpii(estimator: PoseEstimator, ann: str | MpiiInputs, images_dir: str, out_dir: str | None = None,
                   verbose: bool = True, image_reader=None, num_overlays: int = 0) -> dict:
     """PCKh@0.5 and @0.1 of ``estimator`` on an MPII list-format file with its own regions
     (center/scale, the references' test crops). Writes ``results.json`` (per person: image, joints
     [16, 2] 0-based px, scores), ``metrics.json``, ``metrics.md`` and, for the first ``num_overlays``
     persons, overlays over the ground truth, when ``out_dir`` is given.
 
-    The file is read by the one MPII reader (:func:`rsn_tf.data.mpii.read_mpii`, as training reads it) and
-    the model's keypoint count is checked against it before any image is read."""
+    ann: the file, or its :class:`MpiiInputs` (:func:`check_mpii_inputs`). The file is read by the one MPII
+    reader (:func:`rsn_tf.data.mpii.read_mpii`, as training reads it) and the model's keypoint count is
+    checked against it before any image is read."""
     from rsn_tf.geometry import fix_aspect_ratio
     from rsn_tf.keypoints import MPII
 
-    entries = mpii_eval.load_mpii(ann)
+    inputs = ann if isinstance(ann, MpiiInputs) else check_mpii_inputs(ann, images_dir if image_reader is None
+                                                                       else None)
+    ann, entries, unreadable = inputs.source, inputs.entries, inputs.unreadable
     check_model_fits(estimator, MPII.num_keypoints, ann)
     h, w = estimator.config.input_size
     missing: list[str] = []
-    if image_reader is None:
-        by_name = {e.image: e.image for e in entries}
-        bad = _check_image_folder({i: {"file_name": n} for i, n in enumerate(by_name)}, images_dir, ann)
-        names = list(by_name)
-        unreadable = {names[i] for i in bad}
-        if unreadable:
-            log.warning("%s: %d of %d images cannot be read from %s and are left out: %s", ann, len(unreadable),
-                        len(names), images_dir, sorted(unreadable)[:10])
-        image_reader = read_image
-    else:
-        unreadable = set()
+    image_reader = image_reader or read_image
 
     preds, used, overlays = {}, [], []
     for i, e in enumerate(entries):

@@ -7,6 +7,7 @@ Each overlay gets a unique name (:func:`rsn_tf.visualize.overlay_names`), record
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Sequence
@@ -14,7 +15,7 @@ from typing import Sequence
 import cv2
 
 from rsn_tf import io_utils
-from rsn_tf.data.images import EXIF_ORIENTATIONS, exif_orientation, try_read_image
+from rsn_tf.data.images import EXIF_ORIENTATIONS, check_image_file, exif_orientation, try_read_image
 from rsn_tf.inference.boxes import box_source_kind, full_image_boxes, image_box_file, sanitize_boxes
 from rsn_tf.inference.estimator import PoseEstimator
 
@@ -60,11 +61,52 @@ def _check_box_file(path: str, given: dict, files: Sequence[str]) -> None:
                     without[:10])
 
 
-def infer_images(estimator: PoseEstimator, paths: Sequence[str], out_dir: str, boxes: str = "full-image",
+@dataclasses.dataclass
+class InferInputs:
+    """``rsn infer``'s inputs, listed and checked before a model is loaded (:func:`check_infer_inputs`):
+    the image files (folders expanded, duplicates dropped), those that cannot be images (path -> why),
+    the box source and, for a box file, its boxes by file name."""
+
+    files: list
+    unreadable: dict
+    boxes: str
+    given: dict | None
+
+
+def check_infer_inputs(paths: Sequence[str], boxes: str = "full-image") -> InferInputs:
+    """List the images, check each file's header and the box source, before any work.
+
+    No image file at all, none readable, an unknown box source, a malformed box file or one whose names
+    match none of the images: ``ValueError``/``FileNotFoundError`` naming it. Some unreadable files, box
+    names that match no image and images without boxes: warnings that list them.
+    """
+    files = list_images(paths)
+    if not files:
+        raise FileNotFoundError(f"no image files in {list(paths)}")
+    unreadable = {f: why for f in files if (why := check_image_file(f)) is not None}
+    if len(unreadable) == len(files):
+        f = files[0]
+        raise ValueError(f"none of the {len(files)} given files is a readable image (e.g. {f}: {unreadable[f]})")
+    for f, why in unreadable.items():
+        log.warning("%s: %s; skipped", f, why)
+    kind = box_source_kind(boxes)
+    given = None
+    if kind == "file":
+        given = image_box_file(boxes)
+        _check_box_file(boxes, given, [f for f in files if f not in unreadable])
+    elif kind not in ("full-image", "detector"):
+        raise ValueError(f"rsn infer box source must be 'full-image', 'detector' or a box JSON file (got {boxes!r})")
+    return InferInputs(files, unreadable, boxes, given)
+
+
+def infer_images(estimator: PoseEstimator, paths: Sequence[str] | InferInputs, out_dir: str, boxes: str = "full-image",
                  det_threshold: float = 0.5, draw: bool = True, orientation: str = "exif") -> dict:
     """Run ``estimator`` on image files and write ``out_dir/poses.json`` and one overlay PNG per image.
 
-    boxes: ``"full-image"``, ``"detector"`` or a JSON file ``{file name: [[x, y, w, h(, score)], ...]}``.
+    paths: files and folders, or their :class:`InferInputs` (:func:`check_infer_inputs`; then ``boxes`` is
+    taken from it).
+    boxes: ``"full-image"``, ``"detector"`` or a JSON file ``{file name: [[x, y, w, h(, score)], ...]}``
+    (boxes in the frame the image is processed in, see ``orientation``).
     orientation: ``"exif"`` (default: apply the EXIF tag, as viewers do) or ``"stored"``.
     poses.json: ``{"box_source", "settings", "keypoint_names", "orientation", "images": [{"file", "overlay",
     "width", "height", "orientation", "poses": [{"keypoints" [K, 2] px, "keypoint_scores" [K], "box",
@@ -76,26 +118,20 @@ def infer_images(estimator: PoseEstimator, paths: Sequence[str], out_dir: str, b
 
     if orientation not in ("exif", "stored"):
         raise ValueError(f"orientation must be 'exif' or 'stored' (got {orientation!r})")
-    files = list_images(paths)
-    if not files:
-        raise FileNotFoundError(f"no image files in {list(paths)}")
+    inputs = paths if isinstance(paths, InferInputs) else check_infer_inputs(paths, boxes)
+    files, boxes, given = inputs.files, inputs.boxes, inputs.given
     names = dict(zip(files, overlay_names(files)))
-    kind = box_source_kind(boxes)
     detector = None
-    given = None
-    if kind == "detector":
+    if box_source_kind(boxes) == "detector":
         from rsn_tf.inference.boxes import SSDLiteDetector
         detector = SSDLiteDetector(det_threshold)
-    elif kind == "file":
-        given = image_box_file(boxes)
-        _check_box_file(boxes, given, files)
-    elif kind != "full-image":
-        raise ValueError(f"rsn infer box source must be 'full-image', 'detector' or a box JSON file (got {boxes!r})")
 
-    skipped, loaded = [], {}
+    skipped, loaded = [{"file": f, "reason": why} for f, why in inputs.unreadable.items()], {}
 
     def items():
         for path in files:
+            if path in inputs.unreadable:
+                continue
             image, why = try_read_image(path, orientation)
             if image is None:
                 skipped.append({"file": path, "reason": why})
