@@ -132,7 +132,7 @@ def test_detection_file_ids_none_is_an_error_some_are_counted(tmp_path, capsys, 
     with caplog.at_level(logging.WARNING):
         m = evaluate_coco(zero_estimator(), ann, images, boxes=str(some), verbose=False)
     assert f"{n_785} of 118 detections are for 1 image ids not in {ann} and are skipped: [10000785]" in caplog.text
-    assert "1 of 4 annotated images have no detection" in caplog.text and "000000000785.jpg" in caplog.text
+    assert "1 of 4 images with annotated people have no detection" in caplog.text and "000000000785.jpg" in caplog.text
     assert m["input"]["detections_unknown_image_ids"] == 1 and m["input"]["images_without_detections"] == 1
 
 

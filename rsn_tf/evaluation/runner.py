@@ -108,17 +108,18 @@ def _check_detection_ids(path: str, dets, images: dict, source: str) -> list[int
     return unknown
 
 
-def _check_detection_coverage(path: str, images: dict, box_map: dict, score_threshold: float) -> int:
-    """After the score threshold: no box left is an error; annotated images without a box are a warning
-    (their people count as missed). Returns how many images have no box."""
+def _check_detection_coverage(path: str, images: dict, box_map: dict, score_threshold: float,
+                              with_people: set) -> int:
+    """After the score threshold: no box left is an error; images with annotated people but no box are a
+    warning (those people count as missed). Returns how many such images there are."""
     if sum(len(v) for v in box_map.values()) == 0:
         raise ValueError(f"{path}: no detection for the annotated images has score >= {score_threshold:g} "
                          "(--det-threshold); nothing to evaluate")
-    without = sorted(i for i in images if not box_map.get(i))
+    without = sorted(i for i in with_people if not box_map.get(i))
     if without:
         names = [images[i].get("file_name", str(i)) for i in without]
-        log.warning("%s: %d of %d annotated images have no detection (their people count as missed): %s%s", path,
-                    len(without), len(images), names[:10], " ..." if len(names) > 10 else "")
+        log.warning("%s: %d of %d images with annotated people have no detection (those people count as missed): "
+                    "%s%s", path, len(without), len(with_people), names[:10], " ..." if len(names) > 10 else "")
     return len(without)
 
 
@@ -194,9 +195,10 @@ def check_coco_inputs(ann: str | dict, images_dir: str | None, boxes: str = "gt"
         unknown = _check_detection_ids(boxes, io_utils.read_json(boxes, "detection file"), images, source)
         found = detection_file_boxes(boxes, None, score_threshold, category_id)
         box_map = {i: found.get(i, []) for i in images}
+        with_people = {i for i, b in gt_boxes(data, source).items() if b}
         det_counts = {"detections_unknown_image_ids": len(unknown),
                       "images_without_detections": _check_detection_coverage(boxes, images, box_map,
-                                                                             score_threshold)}
+                                                                             score_threshold, with_people)}
     else:
         raise ValueError(f"evaluation box source must be 'gt' or a detection file (got {boxes!r})")
     unreadable = {} if images_dir is None else _check_image_folder(images, images_dir, source)
