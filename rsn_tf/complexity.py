@@ -67,18 +67,44 @@ def all_presets() -> list[str]:
     return list(PRESETS)
 
 
+TABLE_HEADER = ("| preset | input | params (M) | GMACs | paper/README GFLOPs |", "|---|---|---|---|---|")
+TABLE_NOTE = ("MACs count Conv2D/Dense multiply-adds (1 MAC = 2 FLOPs). The mmpose-compatible presets "
+              "(rsn50, 2x/3x/4xrsn50) are far below the paper's figures: the public code's RSB cannot reach "
+              "them (README, 'Complexity'). The *_paper presets (planes-based branch width, expansion 4, "
+              "[5,5,6,3]) reproduce the paper's complexity.")
+
+
+def format_row(r: Complexity) -> str:
+    """One markdown table row of :func:`format_table`."""
+    paper = "" if r.paper_gflops is None else f"{r.paper_gflops:.1f}"
+    return f"| {r.preset} | {r.input} | {r.params / 1e6:.3f} | {r.gmacs:.3f} | {paper} |"
+
+
 def format_table(rows: list[Complexity]) -> str:
     """Markdown table: preset, input, params (M), GMACs, and the paper's GFLOPs beside ours."""
-    lines = ["| preset | input | params (M) | GMACs | paper/README GFLOPs |", "|---|---|---|---|---|"]
-    for r in rows:
-        paper = "" if r.paper_gflops is None else f"{r.paper_gflops:.1f}"
-        lines.append(f"| {r.preset} | {r.input} | {r.params / 1e6:.3f} | {r.gmacs:.3f} | {paper} |")
-    lines.append("")
-    lines.append("MACs count Conv2D/Dense multiply-adds (1 MAC = 2 FLOPs). The mmpose-compatible presets "
-                 "(rsn50, 2x/3x/4xrsn50) are far below the paper's figures: the public code's RSB cannot reach "
-                 "them (spec 2.2). The *_paper presets (planes-based branch width, expansion 4, [5,5,6,3]) "
-                 "reproduce the paper's complexity.")
-    return "\n".join(lines)
+    return "\n".join([*TABLE_HEADER, *(format_row(r) for r in rows), "", TABLE_NOTE])
+
+
+def summary_text(model: keras.Model, line_length: int = 160) -> str:
+    """``model.summary()`` as text, every column at full width (layer, output shape, params, inputs).
+
+    Keras renders the summary with ``rich``, which cuts a captured (non-terminal) summary at the
+    console width, 80 columns by default, losing the ``Param #`` and ``Connected to`` columns; the
+    console width is set to ``line_length`` while it renders.
+    """
+    import os
+
+    lines: list[str] = []
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(int(line_length))
+    try:
+        model.summary(print_fn=lambda s, **_: lines.append(s), line_length=line_length)
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def profiler_macs(model: keras.Model) -> int:

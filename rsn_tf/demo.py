@@ -22,14 +22,16 @@ def complexity_step(out_dir: str, presets: list[str] | None = None) -> dict:
     """Build every preset, write the complexity table (markdown + JSON) and the RSN-18 layer summary."""
     import keras
 
-    from rsn_tf.complexity import all_presets, format_table, preset_complexity
+    from rsn_tf.complexity import all_presets, format_table, preset_complexity, summary_text
     from rsn_tf.model import build_rsn
 
     rows = []
-    for name in presets or all_presets():
+    names = presets or all_presets()
+    for i, name in enumerate(names):
         r = preset_complexity(name)
         rows.append(r)
-        print(f"  {r.preset:<14} {r.params / 1e6:8.3f} M params {r.gmacs:7.3f} GMACs", flush=True)
+        print(f"  [{i + 1}/{len(names)}] {r.preset:<14} {r.params / 1e6:8.3f} M params {r.gmacs:7.3f} GMACs",
+              flush=True)
     table = format_table(rows)
     written = {
         "table": table,
@@ -38,9 +40,8 @@ def complexity_step(out_dir: str, presets: list[str] | None = None) -> dict:
                                                [dataclasses.asdict(r) for r in rows]),
     }
     keras.backend.clear_session()
-    lines: list[str] = []
-    build_rsn("rsn18").summary(print_fn=lambda s, **_: lines.append(s), line_length=140)
-    written["summary"] = io_utils.write_text(os.path.join(out_dir, "rsn18_summary.txt"), "\n".join(lines) + "\n")
+    written["summary"] = io_utils.write_text(os.path.join(out_dir, "rsn18_summary.txt"),
+                                             summary_text(build_rsn("rsn18")))
     return written
 
 
@@ -51,6 +52,12 @@ def run_demo(out_dir: str, presets: list[str] | None = None, num_images: int = 4
     from rsn_tf.evaluation.runner import evaluate_and_draw
     from rsn_tf.training.synthetic import train_synthetic
 
+    from rsn_tf.model.config import preset_config
+
+    for name in presets or []:
+        preset_config(name)  # an unknown name is a clear error before any work
+    if num_images < 2:
+        raise ValueError(f"the demo needs at least 2 synthetic images (a train and a val split); got {num_images}")
     os.makedirs(out_dir, exist_ok=True)
     result: dict = {}
 
@@ -79,6 +86,23 @@ def run_demo(out_dir: str, presets: list[str] | None = None, num_images: int = 4
     return result
 
 
+def _model_note(model_path: str) -> str:
+    """What the demo model can and cannot do, from the metadata it carries (:mod:`rsn_tf.provenance`)."""
+    import json
+    import zipfile
+
+    from rsn_tf.provenance import REAL_WEIGHTS_HINT, describe_model
+
+    try:  # read the metadata from the archive's config without building the model again
+        with zipfile.ZipFile(model_path) as z:
+            meta = json.loads(z.read("config.json"))["config"].get("metadata", {})
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        meta = {}
+    card = describe_model(meta)
+    return (f"**What this model can and cannot do.** It was {card.summary}. "
+            f"{(card.caveat or REAL_WEIGHTS_HINT)[0].upper()}{(card.caveat or REAL_WEIGHTS_HINT)[1:]}.")
+
+
 def _summary(result: dict, out_dir: str) -> str:
     from rsn_tf.evaluation import coco as coco_eval
 
@@ -100,7 +124,8 @@ def _summary(result: dict, out_dir: str) -> str:
                   f"(every joint at the crop centre: {h['baseline_center_px']:.1f} px); "
                   f"{100 * h['pck_0.1']:.1f}% within 0.1 x the box size."]
     lines += ["", f"Model: `{os.path.relpath(trained['model'], out_dir)}`; loss curves: "
-              f"`{os.path.relpath(os.path.join(trained['workdir'], 'loss_curve.png'), out_dir)}`", ""]
+              f"`{os.path.relpath(os.path.join(trained['workdir'], 'loss_curve.png'), out_dir)}`", "",
+              _model_note(trained["model"]), ""]
     lines += ["## COCO keypoint AP on the synthetic val split (flip test, authors' decode, GT boxes)", "",
               coco_eval.format_table(result["eval"]), "", "Overlays: `eval/overlays.png`", ""]
     return "\n".join(lines)

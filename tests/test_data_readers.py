@@ -39,18 +39,34 @@ def test_coco_sample_counts_and_values():
 
 
 def test_mpii_sample():
+    """The file is 1-based (MATLAB): the reader gives 0-based joints and region centres."""
     ann = shared_path("data", "mpii_sample", "test_mpii.json")
     data = json.load(open(ann))
     inst = load_mpii(ann, shared_path("data", "mpii_sample"))
     assert len(inst) == len(data) and inst.spec is MPII
     for r, e in enumerate(data):
         side = e["scale"] * 200 * 1.25
-        cx, cy = e["center"][0], e["center"][1] + 15 * e["scale"]
+        cx, cy = e["center"][0] - 1, e["center"][1] + 15 * e["scale"] - 1
         np.testing.assert_allclose(inst.boxes[r], [cx - side / 2, cy - side / 2, side, side], rtol=1e-5)
-        np.testing.assert_allclose(inst.keypoints[r], np.array(e["joints"], np.float32))
+        np.testing.assert_allclose(inst.keypoints[r], np.array(e["joints"], np.float32) - 1)
         np.testing.assert_array_equal(inst.visible[r], np.where(np.array(e["joints_vis"]) > 0, 2, 0))
         assert inst.image_ids[r] == int(e["image"].split(".")[0])
     assert int((inst.visible > 0).sum()) == sum(sum(1 for v in e["joints_vis"] if v > 0) for e in data)
+
+
+def test_one_mpii_reader_for_training_and_pckh():
+    """Training targets and PCKh ground truth from one file are the same points and regions (one reader,
+    1-based -> 0-based once): they used to sit 1 px apart."""
+    from rsn_tf.evaluation import mpii as mpii_eval
+
+    ann = shared_path("data", "mpii_sample", "test_mpii.json")
+    inst = load_mpii(ann, shared_path("data", "mpii_sample"))
+    entries = mpii_eval.load_mpii(ann)
+    assert mpii_eval.read_mpii is __import__("rsn_tf.data.mpii", fromlist=["read_mpii"]).read_mpii
+    for r, e in enumerate(entries):
+        np.testing.assert_array_equal(inst.keypoints[r], e.joints)
+        np.testing.assert_allclose(inst.boxes[r, :2] + inst.boxes[r, 2:] / 2, e.center, atol=1e-4)
+        np.testing.assert_allclose(inst.boxes[r, 2:], e.scale, rtol=1e-6)
 
 
 def test_data_config_from_dict_and_recipes():

@@ -85,9 +85,18 @@ def test_cli_and_contact_sheet(tmp_path, capsys):
     from rsn_tf.cli import main
 
     out = tmp_path / "s"
-    assert main(["synth", "--out", str(out), "--images", "3", "--seed", "1", "--size", "128x96",
+    assert main(["synth", "--out", str(out), "--images", "3", "--seed", "1", "--image-size", "96x128",
                  "--sheet", str(tmp_path / "sheet.png")]) == 0
     assert os.path.getsize(tmp_path / "sheet.png") > 1000
     data = json.load(open(out / "person_keypoints_train.json"))
     assert len(data["images"]) == 2 and "train: 2 images" in capsys.readouterr().out
-    assert main(["synth", "--out", str(out), "--size", "12"]) == 2
+    assert (data["images"][0]["height"], data["images"][0]["width"]) == (96, 128)  # HxW, as --input everywhere
+    assert main(["synth", "--out", str(out), "--image-size", "12"]) == 2
+    assert "expected HxW" in capsys.readouterr().err
+    # the old WxH spelling is refused with the replacement spelled out, not silently transposed
+    assert main(["synth", "--out", str(out), "--size", "128x96"]) == 2
+    assert "--image-size 96x128" in capsys.readouterr().err
+    # a dataset already in --out is not replaced silently
+    assert main(["synth", "--out", str(out), "--images", "2", "--image-size", "96x128"]) == 2
+    assert "already holds a dataset" in capsys.readouterr().err
+    assert len(json.load(open(out / "person_keypoints_train.json"))["images"]) == 2

@@ -16,3 +16,7 @@ def test_demo_end_to_end_small(tmp_path, capsys):
     summary = open(os.path.join(out, "summary.md")).read()
     assert "| rsn18 | 256x192 | 9.145 | 2.245 |" in summary
     assert "| AP | AP50 |" in summary and "Held-out localisation" in summary
+    # the demo says what its model can and cannot do, and where real weights are
+    assert "never seen a real person" in summary and "rsn infer --weights mmpose/rsn18-coco" in summary
+    assert "Connected to" in open(os.path.join(out, "complexity", "rsn18_summary.txt")).read()  # not cut at 80
+    assert os.path.getsize(os.path.join(out, "eval", "metrics.md")) > 0

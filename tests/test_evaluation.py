@@ -279,14 +279,19 @@ def test_bad_inputs_still_write_valid_results(tmp_path, caplog):
     assert len(results) == 1 and results[0]["image_id"] == first["image_id"]
     assert 0.0 <= m["AP"] <= 1.0
 
+    # an empty detection file, or one whose boxes all fall below the threshold, is an error before any work
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        m = evaluate_coco(est, ann, images, boxes=str(empty), out_dir=str(tmp_path / "e"), verbose=False,
-                          image_reader=_coordinate_reader(load_coco(ann)[0], images, oracle))
-    assert "empty" in caplog.text
-    assert json.load(open(tmp_path / "e" / "results.json")) == []
+    with pytest.raises(ValueError, match="empty.json: the detection file is empty"):
+        evaluate_coco(est, ann, images, boxes=str(empty), out_dir=str(tmp_path / "e"), verbose=False,
+                      image_reader=_coordinate_reader(load_coco(ann)[0], images, oracle))
+    with pytest.raises(ValueError, match=r"dets.json: no detection .* score >= 0.95"):
+        evaluate_coco(est, str(ann2), images, boxes=str(det_file), score_threshold=0.95, verbose=False,
+                      image_reader=reader)
+    assert not (tmp_path / "e").exists()
+    # no results at all (e.g. every image unreadable) still gives a valid, labelled table
+    evaluator = CocoKeypointEvaluator(ann)
+    m = evaluator.result()
     assert m["AP"] == 0.0 and "no detections" in m["note"]
     assert "| AP |" in format_table(m)
 

@@ -1,47 +1,9 @@
 """rsn eval: top-down evaluation on a COCO-format keypoint set (OKS AP) or MPII (PCKh)."""
 from __future__ import annotations
 
+from rsn_tf.commands.common import add_estimator_arguments, build_estimator  # noqa: F401  (used by run)
+
 HELP = "evaluate a model: COCO OKS AP (pycocotools) with GT boxes or a detection file, or MPII PCKh"
-
-
-def add_estimator_arguments(p):
-    """Options shared by ``rsn eval`` and ``rsn infer``."""
-    p.add_argument("--weights", required=True,
-                   help="model: a .keras file (carries its config), a .weights.h5 with --config, an mmpose .pth "
-                        "checkpoint (converted on the fly) or a named preset: mmpose/rsn18-coco, mmpose/rsn50-coco, "
-                        "mmpose/2xrsn50-coco, mmpose/3xrsn50-coco (downloaded once into $RSN_TF_HOME)")
-    p.add_argument("--config", default=None,
-                   help="model config (YAML/JSON with ModelConfig fields, or a preset name such as rsn18); "
-                        "optional for .keras files")
-    p.add_argument("--recipe", choices=["authors", "mmpose"], default=None,
-                   help="test recipe: decode, score rule and box padding of the authors or of mmpose (default: the "
-                        "model's own: mmpose's for converted mmpose weights, the training loss mode's otherwise)")
-    p.add_argument("--decode", choices=["authors", "mmpose"], default=None, help="override the recipe's decode")
-    p.add_argument("--score-mode", choices=["authors", "mmpose"], default=None, help="override the recipe's score rule")
-    p.add_argument("--no-flip", action="store_true", help="disable the flip test")
-    p.add_argument("--batch-size", type=int, default=32, help="persons per network call (default 32)")
-    p.add_argument("--keypoints", default=None, help="keypoint layout override: coco, mpii or a KeypointSpec JSON file")
-
-
-def build_estimator(args):
-    """The PoseEstimator of the shared options; prints the preset's mmpose accuracy and the recipe chosen."""
-    import os
-
-    from rsn_tf.inference.estimator import PoseEstimator
-    from rsn_tf.io_utils import read_json
-    from rsn_tf.weights import describe, load_model
-
-    note = describe(args.weights)
-    if note:
-        print(note, flush=True)
-    model = load_model(args.weights, args.config)
-    kp = args.keypoints
-    if kp is not None and os.path.exists(kp):
-        kp = read_json(kp, "keypoint spec file")
-    est = PoseEstimator(model, flip_test=not args.no_flip, decode_mode=args.decode, score_mode=args.score_mode,
-                        batch_size=args.batch_size, keypoints=kp, recipe=args.recipe)
-    print(f"test recipe: {est.recipe.name} ({est.recipe_source})", flush=True)
-    return est
 
 
 def add_arguments(p):
@@ -53,22 +15,55 @@ def add_arguments(p):
     p.add_argument("--format", choices=["auto", "coco", "mpii"], default="auto", help="annotation format (default: detect)")
     p.add_argument("--oks-nms", action="store_true", help="apply OKS-NMS (threshold 0.9) per image (off, as the references)")
     p.add_argument("--sigmas", default=None, help="OKS sigmas s1,s2,... for a keypoint set that is not COCO's")
-    p.add_argument("--overlays", type=int, default=0, help="also draw this many images into OUT/overlays")
-    p.add_argument("--out", required=True, help="output folder: results.json, metrics.json")
+    p.add_argument("--overlays", type=int, default=0,
+                   help="also draw this many images (predictions over the ground truth) into OUT/overlays")
+    p.add_argument("--out", required=True, help="output folder: results.json, metrics.json, metrics.md")
+
+
+def _sigmas(text):
+    if text is None:
+        return None
+    try:
+        values = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--sigmas {text!r}: expected comma-separated numbers, e.g. 0.026,0.025,...") from None
+    if not values or any(not v > 0 for v in values):
+        raise ValueError(f"--sigmas {text!r}: every OKS sigma must be a positive number")
+    return values
 
 
 def run(args) -> int:
     import os
 
-    from rsn_tf.evaluation.runner import annotation_format, evaluate_coco, evaluate_mpii
+    from rsn_tf.commands.common import check_estimator_arguments, check_out_dir, print_model_card
+    from rsn_tf.evaluation.runner import (annotation_format, check_coco_inputs, check_mpii_inputs, evaluate_coco,
+                                          evaluate_mpii)
 
+    # every input is read and checked before the model is loaded (and long before the network runs)
+    check_estimator_arguments(args)
+    check_out_dir(args.out)
+    if args.overlays < 0:
+        raise ValueError(f"--overlays must be >= 0 (got {args.overlays})")
+    if not os.path.isdir(args.images):
+        raise FileNotFoundError(f"--images: folder not found: {args.images}")
+    sigmas = _sigmas(args.sigmas)
     fmt = annotation_format(args.ann) if args.format == "auto" else args.format
-    est = build_estimator(args)
     if fmt == "mpii":
-        evaluate_mpii(est, args.ann, args.images, out_dir=args.out)
+        if args.boxes != "gt" or sigmas is not None:
+            raise ValueError("an MPII file is evaluated on its own person regions with PCKh: --boxes and --sigmas "
+                             "do not apply")
+        inputs = check_mpii_inputs(args.ann, args.images)
     else:
-        sigmas = None if args.sigmas is None else [float(s) for s in args.sigmas.split(",")]
-        evaluate_coco(est, args.ann, args.images, boxes=args.boxes, score_threshold=args.det_threshold,
-                      out_dir=args.out, use_nms=args.oks_nms, sigmas=sigmas, num_overlays=args.overlays)
-    print(f"wrote {os.path.join(args.out, 'results.json')} and metrics.json", flush=True)
+        inputs = check_coco_inputs(args.ann, args.images, args.boxes, args.det_threshold, sigmas)
+    earlier = [f for f in ("results.json", "metrics.json", "metrics.md") if os.path.exists(os.path.join(args.out, f))]
+    est = build_estimator(args)
+    print_model_card(est)
+    if fmt == "mpii":
+        evaluate_mpii(est, inputs, args.images, out_dir=args.out, num_overlays=args.overlays)
+    else:
+        evaluate_coco(est, inputs, args.images, out_dir=args.out, use_nms=args.oks_nms, num_overlays=args.overlays)
+    print(f"wrote {os.path.join(args.out, 'results.json')}, metrics.json and metrics.md"
+          + (" and overlays/" if args.overlays else ""), flush=True)
+    if earlier:
+        print(f"replaced {', '.join(earlier)} of an earlier run in {args.out}", flush=True)
     return 0

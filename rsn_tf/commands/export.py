@@ -6,7 +6,7 @@ HELP = "export a model to SavedModel, TFLite (fp32/fp16/int8) and ONNX, validate
 
 def add_arguments(p):
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--weights", help="trained model (.keras)")
+    g.add_argument("--weights", help="model: .keras, .weights.h5, an mmpose .pth or a named preset (mmpose/rsn18-coco)")
     g.add_argument("--preset", help="export a preset with random weights instead (speed work; keypoints mean nothing)")
     p.add_argument("--input", default=None, help="with --preset: input size HxW (default 256x192)")
     p.add_argument("--out", required=True, help="output directory")
@@ -19,7 +19,7 @@ def add_arguments(p):
     p.add_argument("--calib-synth", default=None, help="int8 calibration from a synthetic set written by 'rsn synth'")
     p.add_argument("--calib-count", type=int, default=64, help="representative crops for int8 (default 64)")
     p.add_argument("--check-coco", default=None,
-                   help="real crops for the agreement report: a COCO keypoints json, images beside it "
+                   help="real crops for the agreement report: a COCO keypoints json with its images beside it "
                         "(default: none, synthetic crops only)")
     p.add_argument("--check-synth", type=int, default=16,
                    help="synthetic images (seed 1000, unseen by calibration) for the agreement report (0 = none)")

@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 def load_coco_json(ann_path: str) -> dict:
     """Read and check the top level of a COCO keypoint file (``images``, ``annotations``, ``categories``)."""
     data = read_json(ann_path, "COCO annotation file")
+    check_coco_top_level(data, ann_path)
+    return data
+
+
+def check_coco_top_level(data, ann_path: str) -> None:
+    """``data`` is an object with the three COCO lists; else ``ValueError`` naming ``ann_path`` and the field."""
     if not isinstance(data, dict):
         raise ValueError(f"{ann_path}: expected a JSON object with 'images', 'annotations', 'categories'")
     for field in ("images", "annotations", "categories"):
@@ -33,7 +39,64 @@ def load_coco_json(ann_path: str) -> dict:
                              "annotations and categories)")
         if not isinstance(data[field], list):
             raise ValueError(f"{ann_path}: field '{field}' must be a list, got {type(data[field]).__name__}")
-    return data
+
+
+def check_coco(data: dict, ann_path: str, num_keypoints: int) -> None:
+    """Validate every image, annotation and category of a COCO keypoint dict before any work.
+
+    The one validation path of every command that reads COCO-format annotations (``rsn train`` through
+    :func:`load_coco`, ``rsn eval`` through :mod:`rsn_tf.evaluation.runner`). Raises ``ValueError`` naming
+    ``ann_path``, the image or annotation id and the field: an image without ``id``/``file_name`` or a
+    repeated image id; an annotation without ``id``/``image_id``, a repeated annotation id, an ``image_id``
+    not in ``images``, a ``category_id`` not in ``categories``, ``keypoints`` that are not
+    ``3 * num_keypoints`` finite numbers with visibility flags 0/1/2, a ``bbox`` that is not 4 numbers, a
+    non-numeric ``area``.
+    """
+    check_coco_top_level(data, ann_path)
+    for i, cat in enumerate(data["categories"]):
+        if not isinstance(cat, dict) or "id" not in cat:
+            raise ValueError(f"{ann_path}: categories[{i}] must be an object with an 'id'")
+    keypoint_cats = {c["id"] for c in data["categories"] if c.get("keypoints")}
+    category_ids = {c["id"] for c in data["categories"]}
+    image_ids = set()
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, dict):
+            raise ValueError(f"{ann_path}: images[{i}] must be an object, got {type(img).__name__}")
+        if "id" not in img:
+            raise ValueError(f"{ann_path}: images[{i}]: missing field 'id'")
+        if "file_name" not in img or not isinstance(img["file_name"], str):
+            raise ValueError(f"{ann_path}: image id {img['id']}: missing field 'file_name'")
+        if img["id"] in image_ids:
+            raise ValueError(f"{ann_path}: image id {img['id']} appears twice in 'images'")
+        image_ids.add(img["id"])
+    ann_ids = set()
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict):
+            raise ValueError(f"{ann_path}: annotations[{i}] must be an object, got {type(ann).__name__}")
+        for field in ("id", "image_id"):
+            if field not in ann:
+                raise ValueError(f"{ann_path}: annotations[{i}]: missing field '{field}'")
+        where = f"{ann_path}: annotation id {ann['id']}"
+        if ann["id"] in ann_ids:
+            raise ValueError(f"{where} appears twice (annotation ids must be unique)")
+        ann_ids.add(ann["id"])
+        if ann["image_id"] not in image_ids:
+            raise ValueError(f"{where}: field 'image_id' is {ann['image_id']!r}, which is not an id in 'images'")
+        if "category_id" in ann and ann["category_id"] not in category_ids:
+            raise ValueError(f"{where}: field 'category_id' is {ann['category_id']!r}, which is not an id in "
+                             "'categories'")
+        if "category_id" in ann and keypoint_cats and ann["category_id"] not in keypoint_cats:
+            continue  # another category's annotation (no keypoints expected); never read
+        _keypoints(ann, num_keypoints, ann_path)
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+            raise ValueError(f"{where}: field 'bbox' must be [x, y, w, h] (4 numbers), got {bbox!r}")
+        if "area" in ann and not _is_number(ann["area"]):
+            raise ValueError(f"{where}: field 'area' must be a number, got {ann['area']!r}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
 
 def coco_spec(data: dict, ann_path: str, keypoints: str | None = None, sigmas=None, flip_pairs=None) -> KeypointSpec:
@@ -51,7 +114,8 @@ def coco_spec(data: dict, ann_path: str, keypoints: str | None = None, sigmas=No
             changes["flip_pairs"] = tuple(tuple(int(v) for v in p) for p in flip_pairs)
         return dataclasses.replace(spec, **changes) if changes else spec
     if not cats:
-        raise ValueError(f"{ann_path}: no category has a 'keypoints' name list; set data.keypoints to a layout name")
+        raise ValueError(f"{ann_path}: no category has a 'keypoints' name list; name a built-in layout "
+                         "(data.keypoints in a training config, --keypoints coco|mpii for rsn eval)")
     return spec_from_coco_category(cats[0], sigmas=sigmas, flip_pairs=flip_pairs, source=ann_path)
 
 
@@ -68,6 +132,7 @@ def load_coco(ann_path: str, image_dir: str, keypoints: str | None = None, sigma
     data = load_coco_json(ann_path)
     spec = coco_spec(data, ann_path, keypoints, sigmas, flip_pairs)
     k = spec.num_keypoints
+    check_coco(data, ann_path, k)
     coco = COCO()  # index the dict we already validated instead of reading the file twice
     coco.dataset = data
     with _quiet():
@@ -79,8 +144,6 @@ def load_coco(ann_path: str, image_dir: str, keypoints: str | None = None, sigma
     image_status: dict[str, str | None] = {}
     for image_id in sorted(coco.imgs):
         img = coco.imgs[image_id]
-        if "file_name" not in img:
-            raise ValueError(f"{ann_path}: image id {image_id}: missing field 'file_name'")
         width, height = img.get("width"), img.get("height")
         ann_ids = coco.getAnnIds(imgIds=[image_id], catIds=cat_ids or [], iscrowd=None)
         for ann in sorted(coco.loadAnns(ann_ids), key=lambda a: a.get("id", 0)):
@@ -130,7 +193,13 @@ def load_coco(ann_path: str, image_dir: str, keypoints: str | None = None, sigma
         areas=np.asarray(rows["area"], np.float32).reshape(n),
         scores=np.ones((n,), np.float32),
         ann_ids=np.asarray(rows["ann_id"], np.int64).reshape(n),
-        spec=spec, source=ann_path)
+        spec=spec, source=ann_path, description=dataset_description(data))
+
+
+def dataset_description(data: dict) -> str:
+    """``info.description`` of a COCO-format dict, or ``""``."""
+    info = data.get("info")
+    return str(info.get("description", "")) if isinstance(info, dict) else ""
 
 
 def _keypoints(ann: dict, k: int, ann_path: str) -> np.ndarray:
@@ -147,6 +216,10 @@ def _keypoints(ann: dict, k: int, ann_path: str) -> np.ndarray:
         raise ValueError(f"{ann_path}: annotation id {ann.get('id')}: field 'keypoints' holds non-numbers") from None
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{ann_path}: annotation id {ann.get('id')}: field 'keypoints' holds NaN/inf")
+    bad_v = sorted({float(v) for v in arr[:, 2] if v not in (0, 1, 2)})
+    if bad_v:
+        raise ValueError(f"{ann_path}: annotation id {ann.get('id')}: field 'keypoints' has visibility flag(s) "
+                         f"{bad_v[:3]}; COCO's are 0 (not labelled), 1 (occluded), 2 (visible)")
     return arr
 
 

@@ -8,41 +8,30 @@ import numpy as np
 
 from rsn_tf.io_utils import atomic_path
 
-# BGR: visible (v=2) joints green, occluded (v=1) orange; left limbs blue-ish, right limbs red-ish.
-_VIS = {2: (60, 220, 60), 1: (0, 150, 255)}
-
-
 def draw_instances(image, keypoints, visible, boxes, spec, thickness: int = 2) -> np.ndarray:
-    """Draw boxes [N, 4] (x, y, w, h), skeleton lines and joints ([N, K, 2], visible [N, K]) on a copy of image."""
-    out = image.copy()
-    left = {i for i, n in enumerate(spec.names) if n.startswith(("left", "l_"))}
-    for kp, vis, box in zip(np.asarray(keypoints), np.asarray(visible), np.asarray(boxes)):
-        x, y, w, h = (int(round(v)) for v in box)
-        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 230, 255), 1)
-        for a, b in spec.skeleton:
-            if vis[a] > 0 and vis[b] > 0:
-                col = (255, 120, 0) if a in left or b in left else (60, 60, 255)
-                cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), col, thickness, cv2.LINE_AA)
-        for p, v in zip(kp, vis):
-            if v > 0:
-                cv2.circle(out, tuple(int(c) for c in p), thickness + 1, _VIS.get(int(v), (255, 255, 255)), -1,
-                           cv2.LINE_AA)
-    return out
+    """Draw boxes [N, 4] (x, y, w, h), limbs and joints ([N, K, 2], visible [N, K]) on a copy of ``image``,
+    in the ground-truth style and palette of :mod:`rsn_tf.visualize` (the evaluation overlays' colours)."""
+    from rsn_tf.visualize import draw_ground_truth
+
+    return draw_ground_truth(image, keypoints, visible, spec, boxes=boxes, thickness=thickness)
 
 
 def contact_sheet(ann_path: str, image_dir: str, out_png: str, num: int = 8, cols: int = 4,
                   cell: tuple[int, int] = (384, 288), with_original: bool = False) -> str:
-    """PNG grid of the first ``num`` images of a COCO keypoint file with every annotation drawn.
+    """PNG grid of the first ``num`` images of a COCO keypoint file with every annotation drawn, and a
+    legend of the colours underneath.
 
     with_original: put each raw image next to its annotated copy (pairs per row). Returns ``out_png``.
     """
     from pycocotools.coco import COCO
 
-    from rsn_tf.data.coco import _quiet, coco_spec, load_coco_json
+    from rsn_tf.data.coco import _quiet, check_coco, coco_spec, load_coco_json
     from rsn_tf.data.images import read_image
+    from rsn_tf.visualize import legend
 
     data = load_coco_json(ann_path)
     spec = coco_spec(data, ann_path)
+    check_coco(data, ann_path, spec.num_keypoints)
     coco = COCO()
     coco.dataset = data
     with _quiet():
@@ -65,6 +54,7 @@ def contact_sheet(ann_path: str, image_dir: str, out_png: str, num: int = 8, col
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
         sheet[r * cell[1]:(r + 1) * cell[1], c * cell[0]:(c + 1) * cell[0]] = t
+    sheet = np.concatenate([sheet, legend(sheet.shape[1], ground_truth=True, prediction=False)], axis=0)
     with atomic_path(out_png) as tmp:
         if not cv2.imwrite(tmp + ".png", sheet):
             raise ValueError(f"{out_png}: could not write PNG")

@@ -23,6 +23,8 @@ class Instances:
       ann_ids: [N] int64 annotation ids (COCO ``id``; MPII: row index in the list).
       spec: the keypoint layout (names, flip pairs, sigmas).
       source: the annotation file the rows came from (for error messages).
+      description: what the file says it is (COCO ``info.description``; ``""`` if none), e.g.
+        ``"rsn_tf synthetic people, seed 0"`` for the built-in synthetic set.
     """
 
     image_paths: tuple[str, ...]
@@ -35,6 +37,7 @@ class Instances:
     ann_ids: np.ndarray
     spec: KeypointSpec
     source: str = ""
+    description: str = ""
 
     def __len__(self) -> int:
         return len(self.image_paths)

@@ -13,23 +13,22 @@ Head size, in order of preference:
    labelled ``head_size_source: "head_segment_fallback"`` and are close to, not identical with, the
    official protocol.
 
-Coordinates: the MPII JSON is 1-based (MATLAB); :func:`load_mpii` converts joints and centers to
-0-based pixels (HRNet does the same), so predictions are compared 0-based to 0-based.
+Coordinates: the MPII JSON is 1-based (MATLAB); the one MPII reader, :func:`rsn_tf.data.mpii.read_mpii`
+(training uses it too), converts joints and centres to 0-based pixels, so predictions are compared
+0-based to 0-based with the same points the model was trained on.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Sequence
 
 import numpy as np
 
-from rsn_tf.io_utils import read_json
+from rsn_tf.data.mpii import HEAD_TOP, SC_BIAS, UPPER_NECK, MpiiEntry, read_mpii  # noqa: F401  (re-exported)
 from rsn_tf.keypoints import MPII
 
 log = logging.getLogger("rsn_tf.evaluation")
 
-HEAD_TOP, UPPER_NECK = MPII.names.index("head_top"), MPII.names.index("upper_neck")
 PELVIS, THORAX = MPII.names.index("pelvis"), MPII.names.index("thorax")
 #: PCKh groups in the order the papers report them; indices into the MPII layout.
 GROUPS = {
@@ -41,58 +40,17 @@ GROUPS = {
     "Knee": (MPII.names.index("left_knee"), MPII.names.index("right_knee")),
     "Ankle": (MPII.names.index("left_ankle"), MPII.names.index("right_ankle")),
 }
-SC_BIAS = 0.6  # MPII: head size = 0.6 x head box diagonal
-
-
-@dataclasses.dataclass
-class MpiiEntry:
-    """One annotated person: 0-based joints [16, 2], visible [16] bool, the authors' test region."""
-
-    image: str
-    joints: np.ndarray
-    visible: np.ndarray
-    center: np.ndarray  # [2] px, 0-based, y shifted by 15*s (HRNet/authors)
-    scale: np.ndarray  # [2] px, 1.25 * 200 * s
-    head_size: float
-    head_size_source: str
 
 
 def load_mpii(path: str) -> list[MpiiEntry]:
-    """Read mmpose's list-format MPII JSON (``image``, ``joints`` [16x2], ``joints_vis``, ``center``, ``scale``)."""
-    data = read_json(path, "MPII annotation file")
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of MPII entries (mmpose list format)")
-    out = []
-    for i, a in enumerate(data):
-        for field in ("image", "joints", "center", "scale"):
-            if field not in a:
-                raise ValueError(f"{path}: entry [{i}] has no {field!r} field")
-        joints = np.asarray(a["joints"], np.float32).reshape(-1, 2)
-        if joints.shape[0] != MPII.num_keypoints:
-            raise ValueError(f"{path}: entry [{i}] 'joints' has {joints.shape[0]} joints; expected 16")
-        vis = np.asarray(a.get("joints_vis", [1] * 16), np.float32).reshape(-1) > 0
-        joints = joints - 1.0  # MATLAB 1-based -> 0-based
-        c = np.asarray(a["center"], np.float32).copy()
-        s = float(a["scale"])
-        if c[0] != -1:
-            c[1] += 15 * s  # the references' adjustment "to avoid cropping limbs"
-            s *= 1.25
-        c -= 1.0
-        if "headbox" in a:
-            hb = np.asarray(a["headbox"], np.float32).reshape(2, 2)
-            hs, src = SC_BIAS * float(np.linalg.norm(hb[1] - hb[0])), "headbox"
-        elif "head_size" in a:
-            hs, src = float(a["head_size"]), "head_size"
-        elif vis[HEAD_TOP] and vis[UPPER_NECK]:
-            hs, src = float(np.linalg.norm(joints[HEAD_TOP] - joints[UPPER_NECK])), "head_segment_fallback"
-        else:
-            hs, src = float("nan"), "missing"
-        out.append(MpiiEntry(str(a["image"]), joints, vis, c, np.array([s * 200.0, s * 200.0], np.float32), hs, src))
-    missing = [e.image for e in out if e.head_size_source == "missing"]
+    """The persons of an MPII list-format file for PCKh, read by the project's one MPII reader
+    (:func:`rsn_tf.data.mpii.read_mpii`: 0-based joints, the references' test region, head sizes)."""
+    entries = read_mpii(path)
+    missing = [e.image for e in entries if e.head_size_source == "missing"]
     if missing:
         log.warning("%s: %d persons have no headbox and no head_top/upper_neck pair; left out of PCKh: %s",
                     path, len(missing), missing[:10])
-    return out
+    return entries
 
 
 def pckh(pred, gt, visible, head_size, thresholds: Sequence[float] = (0.5, 0.1)) -> dict:

@@ -164,11 +164,15 @@ def preset_config(name: str, input_size: tuple[int, int] | str | None = None,
 
 
 def parse_input_size(text: str) -> tuple[tuple[int, int], int]:
-    """``"256x192"`` -> ((256, 192), default keypoint count for that size)."""
-    if text in INPUT_SIZES:
-        return INPUT_SIZES[text]
+    """``"256x192"`` (height x width; ``X`` and ``×`` also accepted) -> ((256, 192), default keypoint count
+    for that size). The one spelling of a size in every command (``--input``, ``rsn synth --image-size``)."""
+    norm = str(text).strip().lower().replace("×", "x")
+    if norm in INPUT_SIZES:
+        return INPUT_SIZES[norm]
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
+        h, w = (int(v) for v in norm.split("x"))
     except ValueError:
-        raise ConfigError(f"input size {text!r}: expected HxW, e.g. 256x192") from None
+        raise ConfigError(f"input size {text!r}: expected HxW (height x width), e.g. 256x192") from None
+    if h < 1 or w < 1:
+        raise ConfigError(f"input size {text!r}: height and width must be positive")
     return (h, w), 17

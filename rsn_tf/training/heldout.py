@@ -1,7 +1,8 @@
 """Held-out localisation check: mean pixel error of decoded keypoints against the ground truth.
 
 A quick, dependency-free measure of whether a trained model localises people (COCO AP lives in the
-evaluation module): ground-truth boxes -> eval crops -> final heatmaps -> codec decode -> image
+evaluation module): ground-truth boxes -> eval crops -> final heatmaps -> codec decode (with the
+layout's decode kernel, :func:`rsn_tf.recipes.decode_kernel_for`: 9 for MPII, 5 otherwise) -> image
 pixels, compared with the annotated keypoints (labelled joints only, v > 0). A trivial baseline
 (every keypoint at the crop centre) is reported beside it for scale.
 """
@@ -20,21 +21,22 @@ def heldout_keypoint_error(model, data_cfg, split: str = "val", batch_size: int 
     Returns:
       dict: ``mean_px``, ``median_px`` (image pixels), ``baseline_center_px`` (crop-centre
       prediction), ``pck_0.1`` (share of joints within 0.1 x the longer box side), ``instances``,
-      ``keypoints``.
+      ``keypoints``, ``decode_kernel``.
     """
     import keras
 
     from rsn_tf.codec import MegviiHeatmapCodec
     from rsn_tf.data.pipeline import build_dataset, load_instances
     from rsn_tf.geometry import crop_to_image
+    from rsn_tf.recipes import decode_kernel_for
 
     if isinstance(model, str):
         import rsn_tf.model  # noqa: F401  (registers RSNModel)
         model = keras.models.load_model(model)
     cfg = model.rsn_config
     h, w = cfg.input_size
-    codec = MegviiHeatmapCodec((h, w))
     inst = load_instances(data_cfg, split)
+    codec = MegviiHeatmapCodec((h, w), decode_kernel=decode_kernel_for(inst.spec.name))
     ds = build_dataset(data_cfg, cfg, split=split, batch_size=batch_size, shuffle=False, repeat=False, with_meta=True)
     errors, base_errors, sides = [], [], []
     for b, (images, _, meta) in enumerate(ds):
@@ -56,4 +58,4 @@ def heldout_keypoint_error(model, data_cfg, split: str = "val", batch_size: int 
     err, base, side = np.concatenate(errors), np.concatenate(base_errors), np.concatenate(sides)
     return {"mean_px": float(err.mean()), "median_px": float(np.median(err)),
             "baseline_center_px": float(base.mean()), "pck_0.1": float((err < 0.1 * side).mean()),
-            "instances": len(errors), "keypoints": int(err.size)}
+            "instances": len(errors), "keypoints": int(err.size), "decode_kernel": codec.decode_kernel}

@@ -102,6 +102,13 @@ def experiment_metadata(exp: ExperimentConfig, with_dataset_spec: bool = True) -
             meta["keypoints"] = load_instances(exp.data, "train").spec.to_dict()
         except (OSError, ValueError):  # e.g. tests that train on fake in-memory data
             pass
+    if with_dataset_spec:
+        from rsn_tf.provenance import dataset_note
+
+        try:  # what the model can be trusted on (rsn infer/eval say it); cached read, no cost
+            meta["trained_on"] = dataset_note(exp.data)
+        except (OSError, ValueError):
+            pass
     return meta
 
 
