@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from conftest import shared_path
@@ -171,8 +172,11 @@ def test_local_files_of_every_kind(tmp_path, capsys):
         rsn_tf.load_model(str(tmp_path / "missing.keras"))
     with pytest.raises(W.WeightsError, match="unknown weights preset"):
         rsn_tf.load_model("mmpose/rsn101-coco")
-    # the CLI reports the text file as what it is
-    assert main(["infer", "--weights", str(text), str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    # the CLI reports the text file as what it is (the inputs are checked first, so give it a real image)
+    image = tmp_path / "images" / "one.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), np.zeros((32, 24, 3), np.uint8))
+    assert main(["infer", "--weights", str(text), str(image), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "not a Keras archive" in err and "File not found" not in err
 

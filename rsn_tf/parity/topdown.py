@@ -50,8 +50,7 @@ DEFAULT_DATA = os.path.join("..", "data", "coco_sample")
 
 
 def check(fixture: Fixture, data_dir: str | None = None) -> list[Check]:
-    import cv2
-
+    from rsn_tf.data.images import read_image
     from rsn_tf.inference.estimator import PoseEstimator
 
     man = fixture.manifest
@@ -98,9 +97,8 @@ def check(fixture: Fixture, data_dir: str | None = None) -> list[Check]:
         rows = np.flatnonzero(index == i)
         if not rows.size:
             continue
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"{path}: not a readable image")
+        # mmpose's LoadImage decodes with cv2.IMREAD_COLOR, which applies an EXIF orientation tag
+        image = read_image(path, "exif")
         poses = est.predict(image, boxes[rows])
         for r, pose in zip(rows, poses):
             centers[r], scales[r] = pose.center, pose.scale

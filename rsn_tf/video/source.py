@@ -19,6 +19,7 @@ import time
 import cv2
 import numpy as np
 
+from rsn_tf.data.images import try_read_image
 from rsn_tf.inference.infer import IMAGE_EXTENSIONS
 
 # FFmpeg's own messages ("[mpeg4 @ 0x..] header damaged") would interleave with ours; our errors say it once.
@@ -114,9 +115,9 @@ class FolderSource(FrameSource):
         self.files = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.lower().endswith(IMAGE_EXTENSIONS)]
         if not self.files:
             raise VideoSourceError(f"{folder}: a folder of frames but no image files ({', '.join(IMAGE_EXTENSIONS)})")
-        first = cv2.imread(self.files[0], cv2.IMREAD_COLOR)
+        first, why = try_read_image(self.files[0], "exif")
         if first is None:
-            raise VideoSourceError(f"{self.files[0]}: not a readable image")
+            raise VideoSourceError(f"{self.files[0]}: not a readable image ({why})")
         self.index = 0
         self.info = SourceInfo("frames", folder, float(fps), int(first.shape[1]), int(first.shape[0]), len(self.files))
 
@@ -124,7 +125,7 @@ class FolderSource(FrameSource):
         if self.index >= len(self.files):
             return None
         path = self.files[self.index]
-        frame = cv2.imread(path, cv2.IMREAD_COLOR)
+        frame, _ = try_read_image(path, "exif")  # frames are shown upright, as rsn infer treats photos
         if frame is None:
             raise VideoSourceError(f"{path}: frame {self.index} is not a readable image (the frames before it were "
                                    "processed)")
