@@ -264,6 +264,6 @@ def test_video_config_file_lists_the_defaults():
     from rsn_tf.video.config import VideoConfig
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    assert load_video_config(os.path.join(repo, "configs", "video.yaml")) == VideoConfig()
+    assert load_video_config(os.path.join(repo, "configs", "video", "default.yaml")) == VideoConfig()
     with pytest.raises(ConfigError, match="keyframe_interval must be >= 1"):
         load_video_config(None, ["tracker.keyframe_interval=0"])

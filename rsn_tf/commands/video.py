@@ -26,7 +26,7 @@ def add_arguments(p):
                    help="run the box source every N frames (default: the config's, 10); 1 = every frame")
     p.add_argument("--smooth", action="store_true", help="One Euro smoothing of the keypoints (off by default)")
     p.add_argument("--flip-test", action="store_true", help="also run the mirrored crop (twice the network work)")
-    p.add_argument("--config", default=None, help="video config YAML (e.g. configs/video.yaml)")
+    p.add_argument("--config", default=None, help="video config YAML (e.g. configs/video/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set tracker.keep_score=0.55 (repeatable)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")

@@ -1,6 +1,6 @@
 """Settings of ``rsn video``: the tracker, the One Euro smoothing and the frame loop, as typed dataclasses.
 
-A YAML file (``configs/video.yaml``) holds the same keys; ``--set tracker.keyframe_interval=5`` overrides
+A YAML file (``configs/video/default.yaml``) holds the same keys; ``--set tracker.keyframe_interval=5`` overrides
 one. Unknown keys are errors that name the key (:func:`rsn_tf.config.from_dict`).
 """
 from __future__ import annotations
