@@ -41,3 +41,33 @@ def test_config_resolves_as_recorded(name):
         changed = {k: (v, now[part].get(k, "<missing>")) for k, v in recorded.items()
                    if k not in now[part] or _typed(now[part][k]) != _typed(v)}
         assert not changed, f"{name} {part}: recorded -> now: {changed}"
+
+
+def test_base_and_file_errors_name_the_file_and_key(tmp_path):
+    from rsn_tf.config import ConfigError
+
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("base: authors_coco\nmodel: {preset: rsn50}\ntrain: {optimizer: {lrr: 1.0}}\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: train.optimizer: unknown key\(s\) \['lrr'\]"):
+        load_experiment(str(bad))
+    bad.write_text("base: authors_cocoo\nmodel: {preset: rsn50}\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: base: 'authors_cocoo' is not one of \['authors_coco'"):
+        load_experiment(str(bad))
+    bad.write_text("base: authors_coco\nmodel: {preset: rsn50}\ndata: {augment: {flip_prob: yes_please}}\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: data.augment.flip_prob"):
+        load_experiment(str(bad))
+
+
+def test_a_file_overrides_its_base_key_by_key():
+    """Mappings merge (the authors' BGR preprocessing stays when a file adds a model override), other
+    values replace; --set applies after the merge; the resolved config has no ``base`` left."""
+    from rsn_tf.training.config import resolve_experiment
+
+    exp = resolve_experiment({"base": "authors_coco", "model": {"preset": "rsn50", "overrides": {"num_blocks": [1, 1, 1, 1]}},
+                              "train": {"schedule": {"warmup_steps": 10}}}, ["train.optimizer.lr=1e-3"])
+    cfg = exp.model_config()
+    assert cfg.num_blocks == (1, 1, 1, 1) and cfg.preprocessing.color_order == "bgr"
+    assert cfg.preprocessing.mean == (103.53, 116.28, 123.675)
+    assert exp.train.schedule.warmup_steps == 10 and exp.train.schedule.warmup_factor == 0.1
+    assert exp.train.optimizer.lr == 1e-3 and exp.train.optimizer.weight_decay == 1e-5
+    assert "base" not in exp.to_dict() and exp.data.root == "data/coco"
