@@ -64,7 +64,7 @@ def test_a_file_overrides_its_base_key_by_key():
     from rsn_tf.training.config import resolve_experiment
 
     exp = resolve_experiment({"base": "authors_coco", "model": {"preset": "rsn50", "overrides": {"num_blocks": [1, 1, 1, 1]}},
-                              "train": {"schedule": {"warmup_steps": 10}}}, ["train.optimizer.lr=1e-3"])
+                              "train": {"schedule": {"warmup_steps": 10}}}, ["train.optimizer.lr=1.0e-3"])
     cfg = exp.model_config()
     assert cfg.num_blocks == (1, 1, 1, 1) and cfg.preprocessing.color_order == "bgr"
     assert cfg.preprocessing.mean == (103.53, 116.28, 123.675)

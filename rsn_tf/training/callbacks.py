@@ -261,6 +261,9 @@ def plot_history(csv_path: str, png_path: str, title: str = "") -> str | None:
         for e, v in off:
             ax.annotate(f"{v:.3g}", (e, cap), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C1")
         ax.set_ylim(top=cap * 1.5)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("RSN loss (heatmap peak 255)")
     ax.set_yscale("log")

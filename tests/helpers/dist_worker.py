@@ -5,10 +5,10 @@ Usage: python dist_worker.py WORKDIR INDEX PORT0 PORT1 [PAUSE_AT]
 3 epochs x 4 steps, global batch 4 (2 per worker), every worker's batch the same at every step (so
 the loss curve is smooth), validation every epoch, a backup after every step. Prints
 ``STEP <global step> <running epoch loss>`` after each step and ``FINAL <model path>`` at the end.
-With ``PAUSE_AT`` (a global step count), the worker stops before its next step the first time it
-gets there (writing ``WORKDIR/paused_<INDEX>``) and waits to be killed: the same command run again
-does not pause (the file exists), so a test can kill a worker at a known point mid-epoch and rerun
-the very same commands.
+With ``PAUSE_AT`` (a global step count), worker 1 stops before its next step the first time it
+gets there (writing ``WORKDIR/paused_1``) and waits to be killed, while worker 0 goes on into that
+step's all-reduce and waits for it; the same commands run again do not pause (the file exists), so a
+test can kill the workers at a known point mid-epoch and rerun the very same commands.
 """
 import json
 import os
@@ -47,8 +47,8 @@ class Report(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        marker = os.path.join(workdir, f"paused_{index}")
-        if pause_at is not None and self.epoch * STEPS + batch == pause_at and not os.path.exists(marker):
+        marker = os.path.join(workdir, "paused_1")
+        if index == 1 and pause_at is not None and self.epoch * STEPS + batch == pause_at and not os.path.exists(marker):
             open(marker, "w").close()
             print("PAUSED", flush=True)
             time.sleep(600)
