@@ -42,10 +42,11 @@ class RSNCheckpoint(keras.callbacks.Callback):
     """Writes ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves.
 
     ``mode``: ``min`` (lower is better, losses) or ``max`` (``val_AP``). Epochs where ``monitor`` is
-    not a finite number (e.g. ``val_AP`` between evaluations) are not candidates; without ``monitor``
-    in the logs at all, ``loss`` is used. The best value so far is kept in ``state.json`` beside them,
-    so a resumed run does not overwrite a better earlier ``best.keras``. Epochs with a non-finite loss
-    are never saved.
+    missing or not a finite number (``val_loss`` between validations with ``validation_freq: 10``,
+    ``val_AP`` between evaluations) are not candidates: a training loss is never compared with a best
+    val loss. (Without any validation, monitor ``loss``: ``rsn_tf.training.workdir.best_monitor``.)
+    The best value so far is kept in ``state.json`` beside them, so a resumed run does not overwrite a
+    better earlier ``best.keras``. Epochs with a non-finite loss are never saved.
     """
 
     def __init__(self, rsn_model, directory: str, metadata: dict, monitor: str = "val_loss", is_chief: bool = True,
@@ -81,7 +82,7 @@ class RSNCheckpoint(keras.callbacks.Callback):
         logs = dict(logs or {})
         if not _finite(logs.get("loss")) or not self.is_chief:
             return
-        key = self.monitor if self.monitor in logs else "loss"
+        key = self.monitor
         value = logs.get(key)
         losses = {k: float(v) for k, v in logs.items() if _finite(v)}
         meta = {**self.metadata, "epoch": epoch + 1, "logs": losses}
