@@ -44,11 +44,9 @@ def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> keras.Mod
     if not isinstance(model, RSNModel):
         raise ValueError(f"deploy_model expects an RSNModel (a model built by rsn_tf), got {type(model).__name__}")
     config = model.rsn_config.replace(upconv_before_resize=True, stem_space_to_depth=stem_space_to_depth)
-    rebuilt = RSNModel(config, metadata=model.metadata, name=model.name)
+    rebuilt = RSNModel(config, metadata=model.metadata, heads=model.heads, name=model.name)  # e.g. an inference_model
     copy_weights_by_name(model, rebuilt)
-    deployed = inference_model(rebuilt)
-    deployed.rsn_config = config
-    return deployed
+    return inference_model(rebuilt)  # an RSNModel: carries config and metadata
 
 
 def num_resizes(model: keras.Model) -> int:
