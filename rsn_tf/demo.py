@@ -117,6 +117,14 @@ def _summary(result: dict, out_dir: str) -> str:
         lines.append("|---|" + "---|" * len(keys))
         for row in (first, last):
             lines.append(f"| {int(row.get('epoch', 0)) + 1} | " + " | ".join(f"{float(row[k]):.1f}" for k in keys) + " |")
+        from rsn_tf.training.callbacks import bn_lag_epochs
+
+        lagging = [int(r["epoch"]) + 1 for r in bn_lag_epochs(hist)]
+        if lagging:
+            lines += ["", f"A val_loss far above the training loss (epoch {', '.join(map(str, lagging))}) is BatchNorm's "
+                      "moving statistics trailing the weights while the learning rate warms up within the first 20 steps, "
+                      "not the model's loss: the same weights score about the training loss with batch statistics "
+                      "(the training log prints both; docs/training.md, 'val_loss in the first epochs')."]
     h = trained.get("heldout")
     if h:
         lines += ["", f"Held-out localisation ({h.get('instances')} val people, {h.get('keypoints')} labelled joints, "

@@ -26,7 +26,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Sequence
 
+import keras
 import tensorflow as tf
+
+from rsn_tf.config import from_dict, to_dict
 
 LOSS_MODES = ("authors", "mmpose")
 DEFAULT_HEAD_WEIGHTS = (0.25, 0.25, 0.25, 1.0)
@@ -129,3 +132,44 @@ def rsn_loss(outputs: Sequence, targets: dict, config: LossConfig = LossConfig()
     replicas before taking gradients (the trainers do).
     """
     return tf.reduce_mean(rsn_loss_per_sample(outputs, targets, config))
+
+
+# ----------------------------------------------------------------------------------------- Keras loss
+@keras.saving.register_keras_serializable(package="rsn_tf")
+class RSNLoss(keras.losses.Loss):
+    """The RSN loss as a ``keras.losses.Loss``: ``loss(targets, outputs)``.
+
+    ``outputs``: the model's list of L heatmaps [B, h, w, K] (any float dtype; cast to float32);
+    ``targets``: the data pipeline's dict (module docstring). ``call`` returns the per-sample total
+    [B] (:func:`rsn_loss_per_sample`); Keras reduces it to the batch mean and, under a
+    ``tf.distribute`` strategy, divides by the replicas in sync (its convention for every loss).
+
+    A plain :class:`rsn_tf.model.RSNModel` trains with ``model.compile(optimizer, loss=RSNLoss())``
+    and ``model.fit(dataset)`` (the model hands the loss all its heads at once); ``rsn train``'s
+    trainer uses the same object.
+
+    Args:
+      config: a :class:`LossConfig` or its dict; or give its fields as keywords (``mode="mmpose"``).
+    """
+
+    def __init__(self, config: "LossConfig | dict | None" = None, *, name: str = "rsn_loss",
+                 reduction: str = "sum_over_batch_size", dtype=None, **fields):
+        if config is not None and fields:
+            raise ValueError("RSNLoss: give a LossConfig or its fields, not both")
+        if isinstance(config, LossConfig):
+            data = to_dict(config)
+        else:
+            data = dict(config or fields)
+        self.config = from_dict(LossConfig, data, "loss")
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return rsn_loss_per_sample(list(y_pred), y_true, self.config)
+
+    def per_sample(self, y_true, y_pred):
+        """The per-sample losses [B] without any reduction or replica scaling."""
+        return rsn_loss_per_sample(list(y_pred), y_true, self.config)
+
+    def get_config(self):
+        return {**super().get_config(), "config": to_dict(self.config)}
+

@@ -59,11 +59,14 @@ def test_deploy_model_is_exact_and_cheaper():
     # the 7x7 kernel zero-extended to 8x8: 64/49 of the stem conv's MACs
     stem = 32 * 32 * 16 * 3
     assert count_macs(deployed) - count_macs(plain) == stem * 64 - stem * 49
-    # a typed deploy graph (its config and metadata are constructor arguments, not patched on afterwards)
-    from rsn_tf.export.graph import DeployModel
-    assert type(deployed) is DeployModel and deployed.metadata == model.metadata
+    # the deploy graph is an RSNModel: its config and metadata are constructor arguments, not patched on
+    assert isinstance(deployed, RSNModel) and deployed.metadata == model.metadata
+    final_only = deploy_model(inference_model(model))  # inference_model is an RSNModel (config + metadata)
+    np.testing.assert_allclose(final_only(_x()).numpy(), deployed(_x()).numpy(), atol=1e-6)
+    import keras
+
     with pytest.raises(ValueError, match="RSNModel"):
-        deploy_model(inference_model(model))
+        deploy_model(keras.Model(model.input, model.outputs[-1]))
 
 
 def _gaussian_maps(rng, n, h, w, k):

@@ -41,16 +41,24 @@ def test_kill_9_then_rerun_resumes(tmp_path):
     cmd = [sys.executable, "-m", "rsn_tf", "train", "--config", cfg, "--workdir", wd]
     p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     history = os.path.join(wd, "history.csv")
+    backup = os.path.join(wd, "backup", "training_metadata.json")  # written after the epoch's records
+
+    def backed_up():
+        try:
+            return json.load(open(backup))["epoch"]
+        except (OSError, ValueError):
+            return 0
+
     deadline = time.time() + 500
-    while time.time() < deadline and p.poll() is None:
-        if os.path.exists(history) and len(open(history).read().strip().splitlines()) >= 2:  # header + epoch 0
-            break
+    while time.time() < deadline and p.poll() is None and backed_up() < 1:
         time.sleep(0.5)
     assert p.poll() is None, "training finished before it could be killed"
     p.send_signal(signal.SIGKILL)
     p.wait()
-    done = len(open(history).read().strip().splitlines()) - 1
+    done = backed_up()
     assert 1 <= done < 4
+    rows = len(open(history).read().strip().splitlines()) - 1
+    assert rows >= done  # every backed-up epoch has its row (an epoch recorded but not backed up is redone)
     out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=REPO, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"Epoch {done + 1}/4" in out.stdout and "Epoch 1/4" not in out.stdout

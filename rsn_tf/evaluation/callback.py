@@ -10,8 +10,11 @@ class EvaluationCallback(keras.callbacks.Callback):
     """Every ``every`` epochs, run the :class:`PoseEstimator` on a COCO-format val set with the model
     being trained and add ``val_AP``, ``val_AP50``, ``val_AP75``, ``val_AR`` to the epoch ``logs``.
 
-    Put it **before** ``CSVLogger``/``TensorBoard`` in the callbacks list so they see the new keys.
-    Epochs without an evaluation log NaN (so CSV columns stay stable and no stale value is repeated).
+    It must run **before** ``CSVLogger``, the TensorBoard writer and the checkpoint callback so they see
+    the new keys: ``rsn train`` adds it from the config (``train.evaluation.every``) in that place
+    (:func:`rsn_tf.training.workdir.record_callbacks`), and ``train.checkpoint.monitor: val_AP`` then
+    picks ``best.keras`` by AP. Epochs without an evaluation log NaN (so CSV columns stay stable and no
+    stale value is repeated; a NaN epoch is never "best").
 
     Args:
       ann: COCO-format annotation file; images_dir: its images.

@@ -36,29 +36,11 @@ import numpy as np
 import tensorflow as tf
 
 from rsn_tf.codec import PEAK
-from rsn_tf.model import ModelConfig, RSNModel, copy_weights_by_name
+from rsn_tf.model import RSNModel, copy_weights_by_name, inference_model
 from rsn_tf.model.layers import ResizeAlignCorners
 
 
-class DeployModel(keras.Model):
-    """The deploy graph: normalised crops [N,H,W,3] float32 -> final heatmaps [N,H/4,W/4,K] float32.
-
-    A functional Keras model built by :func:`deploy_model` (not saved as ``.keras``; exports are its
-    saved forms).
-
-    Attributes:
-      rsn_config: the :class:`rsn_tf.model.ModelConfig` of the rewritten network (``upconv_before_resize``
-        set; ``stem_space_to_depth`` as chosen).
-      metadata: the source model's metadata (keypoint layout, where the weights came from, recipe).
-    """
-
-    def __init__(self, inputs, outputs, rsn_config: ModelConfig, metadata: dict | None = None, **kwargs):
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.rsn_config = rsn_config
-        self.metadata = dict(metadata or {})
-
-
-def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> DeployModel:
+def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> RSNModel:
     """``model`` rewritten for inference: final head only, up-conv before resize, space-to-depth stem
     (``ModelConfig.stem_space_to_depth``; ``False`` keeps the 7x7/2 conv). Same weights, exact.
 
@@ -67,9 +49,9 @@ def deploy_model(model: RSNModel, stem_space_to_depth: bool = True) -> DeployMod
     if not isinstance(model, RSNModel):
         raise ValueError(f"deploy_model expects an RSNModel (a model built by rsn_tf), got {type(model).__name__}")
     config = model.rsn_config.replace(upconv_before_resize=True, stem_space_to_depth=stem_space_to_depth)
-    rebuilt = RSNModel(config, metadata=model.metadata, name=model.name)
+    rebuilt = RSNModel(config, metadata=model.metadata, heads=model.heads, name=model.name)  # e.g. an inference_model
     copy_weights_by_name(model, rebuilt)
-    return DeployModel(rebuilt.input, rebuilt.outputs[-1], config, model.metadata, name=f"{model.name}_deploy")
+    return inference_model(rebuilt)  # an RSNModel: carries rsn_config and metadata
 
 
 def input_hw(model: keras.Model) -> tuple[int, int]:

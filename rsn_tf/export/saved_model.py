@@ -21,10 +21,11 @@ import keras
 import tensorflow as tf
 
 from rsn_tf.data.preprocess import preprocess_tf
-from rsn_tf.export.graph import DeployModel, decode_heatmaps, input_hw
+from rsn_tf.export.graph import decode_heatmaps, input_hw
+from rsn_tf.model import RSNModel
 
 
-def save_serving_model(deployed: DeployModel, path: str, decode_kernel: int = 5, input_order: str = "bgr",
+def save_serving_model(deployed: RSNModel, path: str, decode_kernel: int = 5, input_order: str = "bgr",
                        decode_mode: str = "authors") -> str:
     """Write ``deployed`` (see :func:`rsn_tf.export.graph.deploy_model`) with the serving signatures.
 

@@ -24,6 +24,10 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD_RGB
 
 
+# The authors' official code: BGR input, the ImageNet statistics in that order (mmpose: the default, RGB).
+AUTHORS_PREPROCESSING = Preprocessing(color_order="bgr", mean=IMAGENET_MEAN_RGB[::-1], std=IMAGENET_STD_RGB[::-1])
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Everything that fixes an RSN-family network's graph.

@@ -134,28 +134,82 @@ def build_graph(config: ModelConfig):
 class RSNModel(keras.Model):
     """An RSN-family network: ``model(crops) -> [S*4 heatmaps]`` (see module docstring).
 
+    Every head is addressable by its name (:func:`head_name`: ``heatmap_s{stage}_u{unit}``):
+    ``model.heads`` lists them in output order, ``model.named(model(x))`` maps a call's outputs to
+    them, ``model.head_model(name, ...)`` is a model of just those heads (sharing the layers), and
+    ``compile(loss={name: ...})`` works as for any multi-output Keras model. With
+    ``compile(loss=rsn_tf.losses.RSNLoss())`` the loss sees all heads at once and the targets dict of
+    the data pipeline, so ``model.fit`` trains a plain RSNModel.
+
     Args:
       config: a :class:`ModelConfig` or its dict.
       metadata: JSON-serialisable facts carried with the weights (keypoint spec, where the weights
         came from, the training config...). Saved in ``.keras`` files.
+      heads: head names to output, in this order (``None`` = all S*4, coarse -> fine per stage). One
+        name gives a single-tensor output ([N, H/4, W/4, K]); layers no chosen head needs are dropped.
     """
 
-    def __init__(self, config, metadata=None, **kwargs):
+    def __init__(self, config, metadata=None, heads=None, _tensors=None, **kwargs):
         if isinstance(config, dict):
             config = ModelConfig.from_dict(config)
-        inputs, outputs = build_graph(config)
+        # _tensors: (inputs, [every head's output]) of an existing RSNModel, to share its layers.
+        inputs, outputs = _tensors if _tensors is not None else build_graph(config)
+        every = [head_name(s, u) for s in range(config.num_stages) for u in range(4)]
+        chosen = list(every if heads is None else heads)
+        unknown = [h for h in chosen if h not in every]
+        if unknown or not chosen:
+            raise ValueError(f"heads: {unknown or chosen} not among this model's heads {every}")
+        selected = [outputs[every.index(h)] for h in chosen]
         kwargs.setdefault("name", "rsn")
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=selected[0] if len(selected) == 1 and heads is not None else selected,
+                         **kwargs)
         self.rsn_config = config
         self.metadata = dict(metadata or {})
+        self._heads = None if heads is None else chosen
+        self._every_output = outputs
+
+    @property
+    def heads(self) -> list[str]:
+        """The names of this model's outputs, in output order."""
+        return list(self._heads) if self._heads is not None else [
+            head_name(s, u) for s in range(self.rsn_config.num_stages) for u in range(4)]
 
     @property
     def output_names_ordered(self) -> list[str]:
-        return [head_name(s, u) for s in range(self.rsn_config.num_stages) for u in range(4)]
+        return self.heads
+
+    def named(self, outputs) -> dict:
+        """``{head name: tensor}`` of a call's outputs (``model.named(model(x))["heatmap_s0_u3"]``)."""
+        outputs = [outputs] if not isinstance(outputs, (list, tuple)) else outputs
+        return dict(zip(self.heads, outputs))
+
+    def head_model(self, *names: str, name: str | None = None) -> "RSNModel":
+        """An RSNModel of only the heads ``names`` (sharing this model's layers and weights), keeping
+        its config and metadata; one name gives a single-tensor output."""
+        missing = [n for n in names if n not in self.heads]
+        if missing:
+            raise ValueError(f"head_model: {missing} not among this model's outputs {self.heads}")
+        return RSNModel(self.rsn_config, metadata=self.metadata, heads=list(names),
+                        _tensors=(self.input, self._every_output), name=name or f"{self.name}_heads")
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """With ``compile(loss=RSNLoss(...))``: that loss on all heads and the targets dict; otherwise
+        Keras' per-output losses."""
+        from rsn_tf.losses import RSNLoss
+
+        if isinstance(self.loss, RSNLoss):
+            total = self.loss(y, y_pred, sample_weight)
+            for extra in self.losses:  # layer regularisation losses, if any were added
+                total = total + keras.ops.cast(extra, total.dtype)
+            return total
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def get_config(self):
-        return {"config": self.rsn_config.to_dict(), "metadata": self.metadata,
-                "name": self.name, "trainable": self.trainable}
+        config = {"config": self.rsn_config.to_dict(), "metadata": self.metadata,
+                  "name": self.name, "trainable": self.trainable}
+        if self._heads is not None:
+            config["heads"] = list(self._heads)
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -172,12 +226,17 @@ def build_rsn(config: ModelConfig | str, metadata: dict | None = None, **preset_
     return RSNModel(config, metadata=metadata)
 
 
-def inference_model(model: RSNModel) -> keras.Model:
-    """A model sharing ``model``'s layers that returns only the final heatmaps [N, H/4, W/4, K].
+def inference_model(model: RSNModel) -> RSNModel:
+    """The model of the final head only ([N, H/4, W/4, K]), sharing ``model``'s layers and keeping
+    its ``rsn_config`` and ``metadata`` (an :class:`RSNModel` that saves and loads as one).
 
     The coarse heads are training-time supervision; dropping them saves 5-8% of inference time.
+    A model that already outputs only the final head is returned as it is.
     """
-    return keras.Model(model.input, model.outputs[-1], name=f"{model.name}_final")
+    final = head_name(model.rsn_config.num_stages - 1, 3)
+    if model._heads == [final]:
+        return model
+    return model.head_model(final, name=f"{model.name}_final")
 
 
 def copy_weights_by_name(src: keras.Model, dst: keras.Model) -> None:

@@ -1,5 +1,8 @@
-"""Training records: best/last ``.keras`` checkpoints, the loss-curve plot, a clear NaN stop.
+"""Training records as Keras callbacks: best/last ``.keras`` checkpoints, the loss-curve plot,
+TensorBoard scalars, a clear NaN stop, BatchNorm statistics in step across replicas.
 
+Both loops drive the same callbacks (``model.fit`` itself; the multi-worker loop through a
+``keras.callbacks.CallbackList``), in the order :func:`rsn_tf.training.workdir.record_callbacks` gives.
 The checkpoints are the plain :class:`~rsn_tf.model.RSNModel` (not the training wrapper) with the
 experiment config, epoch and losses in ``model.metadata``, so ``keras.models.load_model`` of the file
 alone gives a usable model and everything needed to evaluate it.
@@ -13,6 +16,7 @@ import os
 import keras
 
 from rsn_tf import io_utils
+from rsn_tf.training.step import non_finite_message
 
 
 def save_rsn(rsn_model, path: str, metadata: dict) -> str:
@@ -35,23 +39,36 @@ def _finite(value) -> bool:
 
 
 class RSNCheckpoint(keras.callbacks.Callback):
-    """Writes ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves (lower is better).
+    """Writes ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves.
 
-    The best value so far is kept in ``state.json`` beside them, so a resumed run does not overwrite
-    a better earlier ``best.keras``. Epochs with a non-finite loss are never saved.
+    ``mode``: ``min`` (lower is better, losses) or ``max`` (``val_AP``). Epochs where ``monitor`` is
+    missing or not a finite number (``val_loss`` between validations with ``validation_freq: 10``,
+    ``val_AP`` between evaluations) are not candidates: a training loss is never compared with a best
+    val loss. (Without any validation, monitor ``loss``: ``rsn_tf.training.workdir.best_monitor``.)
+    The best value so far is kept in ``state.json`` beside them, so a resumed run does not overwrite a
+    better earlier ``best.keras``. Epochs with a non-finite loss are never saved.
     """
 
-    def __init__(self, rsn_model, directory: str, metadata: dict, monitor: str = "val_loss", is_chief: bool = True):
+    def __init__(self, rsn_model, directory: str, metadata: dict, monitor: str = "val_loss", is_chief: bool = True,
+                 mode: str = "min"):
         super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"RSNCheckpoint: mode must be 'min' or 'max' (got {mode!r})")
         self.rsn = rsn_model
         self.directory = directory
         self.metadata = metadata
         self.monitor = monitor
+        self.mode = mode
         self.is_chief = is_chief
         self.state_path = os.path.join(directory, "state.json")
-        self.best = math.inf
+        self.best = math.inf if mode == "min" else -math.inf
         if os.path.exists(self.state_path):
-            self.best = float(io_utils.read_json(self.state_path).get("best", math.inf))
+            state = io_utils.read_json(self.state_path)
+            if state.get("monitor", monitor) == monitor and state.get("mode", "min") == mode:
+                self.best = float(state.get("best", self.best))
+
+    def _better(self, value: float) -> bool:
+        return value < self.best if self.mode == "min" else value > self.best
 
     @property
     def last_path(self) -> str:
@@ -65,28 +82,55 @@ class RSNCheckpoint(keras.callbacks.Callback):
         logs = dict(logs or {})
         if not _finite(logs.get("loss")) or not self.is_chief:
             return
-        value = logs.get(self.monitor, logs.get("loss"))
+        key = self.monitor
+        value = logs.get(key)
         losses = {k: float(v) for k, v in logs.items() if _finite(v)}
         meta = {**self.metadata, "epoch": epoch + 1, "logs": losses}
         save_rsn(self.rsn, self.last_path, meta)
-        if _finite(value) and float(value) < self.best:
+        if _finite(value) and self._better(float(value)):
             self.best = float(value)
-            save_rsn(self.rsn, self.best_path, {**meta, "best": {"monitor": self.monitor if self.monitor in logs else "loss",
-                                                                 "value": self.best}})
-        io_utils.write_json(self.state_path, {"best": self.best, "monitor": self.monitor, "last_epoch": epoch + 1})
+            save_rsn(self.rsn, self.best_path, {**meta, "best": {"monitor": key, "mode": self.mode, "value": self.best}})
+        io_utils.write_json(self.state_path, {"best": self.best, "monitor": self.monitor, "mode": self.mode,
+                                              "last_epoch": epoch + 1})
 
 
 class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` that never backs up weights from a step or epoch with a NaN/inf loss (Keras
-    would: it runs ``on_epoch_end`` after ``TerminateOnNaN`` stops), so a rerun resumes from good weights."""
+    would: it runs ``on_epoch_end`` after ``TerminateOnNaN`` stops), so a rerun resumes from good weights.
+
+    It restores in ``on_train_begin``, so it goes first in the callback list (before anything reads the
+    model or optimizer state); :meth:`saver` gives the callback to put last, which writes the epoch's
+    backup after every record of that epoch (a kill in between then repeats the epoch instead of
+    losing its ``history.csv`` row).
+    """
+
+    _deferred = False
+
+    def saver(self) -> keras.callbacks.Callback:
+        """The callback that writes this backup at the end of an epoch (this one then no longer does)."""
+        self._deferred = True
+        return _EpochEndBackup(self)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self._deferred:
+            self.save_epoch_end(epoch, logs)
+
+    def save_epoch_end(self, epoch, logs=None):
         if _finite((logs or {}).get("loss", 0.0)):
             super().on_epoch_end(epoch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         if _finite((logs or {}).get("loss", 0.0)):
             super().on_train_batch_end(batch, logs)
+
+
+class _EpochEndBackup(keras.callbacks.Callback):
+    def __init__(self, backup: FiniteBackupAndRestore):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup.save_epoch_end(epoch, logs)
 
 
 class SyncMovingStatistics(keras.callbacks.Callback):
@@ -103,26 +147,40 @@ class SyncMovingStatistics(keras.callbacks.Callback):
         sync_moving_statistics(self.strategy, self.rsn)
 
 
+def current_lr(optimizer) -> float | None:
+    """The optimizer's learning rate now (its schedule at the current step), or None."""
+    try:
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 class LearningRateLog(keras.callbacks.Callback):
     """Adds ``learning_rate`` (the schedule's value after the epoch) to the epoch logs; put it before
-    the CSV/TensorBoard loggers."""
+    the CSV/TensorBoard loggers. ``optimizer``: default the trained model's."""
+
+    def __init__(self, optimizer=None):
+        super().__init__()
+        self.optimizer = optimizer
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            try:
-                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            except (AttributeError, TypeError, ValueError):
-                pass
+            lr = current_lr(self.optimizer or getattr(self.model, "optimizer", None))
+            if lr is not None:
+                logs["learning_rate"] = lr
 
 
 class NaNStop(keras.callbacks.Callback):
-    """Like ``keras.callbacks.TerminateOnNaN``, with a message that says where and what to try.
+    """Like ``keras.callbacks.TerminateOnNaN``, with a message that says where and what to try
+    (:func:`rsn_tf.training.step.non_finite_message`).
 
-    After ``fit`` returns, ``message`` is set if training was stopped (the trainer then raises).
+    After training returns, ``message`` is set if training was stopped (the trainer then raises).
+    ``optimizer``: for the lr in the message; default the trained model's.
     """
 
-    def __init__(self):
+    def __init__(self, optimizer=None):
         super().__init__()
+        self.optimizer = optimizer
         self.message = None
         self._epoch = 0
 
@@ -132,18 +190,8 @@ class NaNStop(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not _finite(loss):
-            lr = None
-            try:
-                opt = self.model.optimizer
-                lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
-            except Exception:  # the lr is only for the message
-                pass
-            self.message = (
-                f"training stopped: the loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
-                + (f" (learning rate {lr:.3g})" if lr is not None else "")
-                + ". Nothing from this epoch was saved; the last good weights are in the workdir's checkpoints/last.keras"
-                " and backup/. Try a lower train.optimizer.lr or longer schedule.warmup_steps, mixed_bfloat16"
-                " instead of mixed_float16, and check the data (rsn_tf targets must be finite, peak 255).")
+            lr = current_lr(self.optimizer or getattr(self.model, "optimizer", None))
+            self.message = non_finite_message(loss, self._epoch, batch, lr)
             print("\n" + self.message, flush=True)
             self.model.stop_training = True
 
@@ -171,8 +219,24 @@ def read_history(csv_path: str) -> list[dict]:
     return [rows[e] for e in sorted(rows)]
 
 
+# A val_loss this many times the epoch's training loss is BatchNorm's moving statistics trailing the
+# weights (early epochs of a short, steep schedule), not the model's loss; see BatchNormLagCheck.
+BN_LAG_RATIO = 10.0
+
+
+def bn_lag_epochs(rows: list[dict]) -> list[dict]:
+    """The history rows whose ``val_loss`` exceeds ``BN_LAG_RATIO`` x their ``loss``."""
+    return [r for r in rows if _finite(r.get("val_loss")) and _finite(r.get("loss"))
+            and r["val_loss"] > BN_LAG_RATIO * r["loss"]]
+
+
 def plot_history(csv_path: str, png_path: str, title: str = "") -> str | None:
-    """Plot loss (and val_loss) per epoch from the CSV log into ``png_path`` (log-scale y)."""
+    """Plot loss (and val_loss) per epoch from the CSV log into ``png_path`` (log-scale y).
+
+    A ``val_loss`` above ``BN_LAG_RATIO`` x the largest training loss (BatchNorm moving statistics
+    not settled yet, :class:`BatchNormLagCheck`) would flatten every other point into a line: such
+    points are drawn as open triangles on the top edge, labelled with their value.
+    """
     rows = read_history(csv_path)
     if not rows:
         return None
@@ -183,15 +247,29 @@ def plot_history(csv_path: str, png_path: str, title: str = "") -> str | None:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     epochs = [int(r["epoch"]) + 1 for r in rows]
+    train = [r["loss"] for r in rows if _finite(r.get("loss")) and r["loss"] > 0]
+    cap = BN_LAG_RATIO * max(train) if train else math.inf
+    off = []
     for key, style in (("loss", "-o"), ("val_loss", "-s")):
         pts = [(e, r[key]) for e, r in zip(epochs, rows) if key in r and _finite(r[key]) and r[key] > 0]
+        off += [p for p in pts if p[1] > cap]
+        pts = [p for p in pts if p[1] <= cap]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=3, label=key)
+    if off:
+        ax.plot([p[0] for p in off], [cap] * len(off), "^", mfc="none", color="C1", ms=7,
+                label=f"val_loss > {BN_LAG_RATIO:g}x loss (off scale):\nBatchNorm moving statistics not settled")
+        for e, v in off:
+            ax.annotate(f"{v:.3g}", (e, cap), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C1")
+        ax.set_ylim(top=cap * 1.5)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("RSN loss (heatmap peak 255)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -199,6 +277,55 @@ def plot_history(csv_path: str, png_path: str, title: str = "") -> str | None:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return png_path
+
+
+class BatchNormLagCheck(keras.callbacks.Callback):
+    """Explains a ``val_loss`` far above the training loss when BatchNorm's moving statistics cause it.
+
+    ``val_loss`` is computed in inference mode: every BatchNorm layer normalises with its moving
+    mean/variance, an average over the last ~10 steps (momentum 0.9), 12 % of it still the initial
+    0/1 after 20 steps. Early in a short, steep schedule (the demo's warmup to lr 1e-2 inside its
+    first 20 steps) the weights move faster than that average, the per-layer mismatch compounds over
+    the ~100 BatchNorm layers, and ``val_loss`` comes out at 1e8-1e9 while the same weights with batch
+    statistics score about the training loss. When an epoch's ``val_loss`` exceeds ``ratio`` x its
+    ``loss``, this evaluates up to ``batches`` val batches with batch statistics (the moving
+    statistics are put back afterwards) and prints both numbers, so nobody reads it as a bug; if the
+    batch-statistics loss is also high, it says that instead. ``notes`` keeps (epoch, val_loss,
+    batch-statistics loss).
+    """
+
+    def __init__(self, rsn_model, val_data, loss_fn, ratio: float = BN_LAG_RATIO, batches: int = 2):
+        super().__init__()
+        self.rsn, self.val_data, self.loss_fn, self.ratio, self.batches = rsn_model, val_data, loss_fn, ratio, batches
+        self.notes: list[tuple[int, float, float]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        val, loss = logs.get("val_loss"), logs.get("loss")
+        if not (_finite(val) and _finite(loss) and float(val) > self.ratio * float(loss)):
+            return
+        import numpy as np
+
+        saved = [v.numpy() for v in self.rsn.non_trainable_variables]
+        try:
+            losses = [float(np.mean(self.loss_fn.per_sample(t, self.rsn(x, training=True))))
+                      for x, t in self.val_data.take(self.batches)]
+        finally:
+            for v, value in zip(self.rsn.non_trainable_variables, saved):
+                v.assign(value)
+        if not losses:
+            return
+        batch_stats = float(np.mean(losses))
+        self.notes.append((epoch, float(val), batch_stats))
+        if batch_stats <= self.ratio * float(loss):
+            print(f"\nnote: epoch {epoch + 1} val_loss {float(val):.4g} is inference-mode BatchNorm with moving "
+                  f"statistics that still trail the weights; the same weights with batch statistics score "
+                  f"{batch_stats:.1f} on {len(losses)} val batches (training loss {float(loss):.1f}). It settles as "
+                  "training slows down; see docs/training.md, 'val_loss in the first epochs'.", flush=True)
+        else:
+            print(f"\nnote: epoch {epoch + 1} val_loss {float(val):.4g} is far above the training loss "
+                  f"{float(loss):.1f}, with batch statistics too ({batch_stats:.1f}): not a BatchNorm-statistics "
+                  "effect; check the val split.", flush=True)
 
 
 class LossPlot(keras.callbacks.Callback):

@@ -1,4 +1,7 @@
-"""Distribution helpers: pick the strategy, scale the loss, keep BatchNorm statistics in step.
+"""Distribution helpers: pick the strategy, keep BatchNorm statistics in step across replicas.
+
+(The loss is divided by the replicas in sync by :class:`rsn_tf.losses.RSNLoss`, as every Keras loss;
+the step that uses it is :mod:`rsn_tf.training.step`.)
 
 ``distribution: auto`` -> MultiWorkerMirroredStrategy when ``TF_CONFIG`` lists more than one worker,
 MirroredStrategy when there is more than one GPU, else no strategy.
@@ -9,12 +12,6 @@ import json
 import os
 
 import tensorflow as tf
-
-
-def scale_for_replicas(loss):
-    """``loss / replicas in sync`` (inside a replica context; a no-op without a strategy)."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss / tf.cast(replicas, loss.dtype) if replicas > 1 else loss
 
 
 def tf_config_workers() -> int:

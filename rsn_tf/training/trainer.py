@@ -1,44 +1,40 @@
-"""Train an RSN with ``keras`` ``model.fit``: strategy, model, optimizer, callbacks, saved artifacts.
+"""Train an RSN: ``rsn train``'s entry point, and the ``model.fit`` loop (one host, any number of devices).
 
 Data flow: ``(images [B,H,W,3], targets)`` batches from :func:`rsn_tf.data.pipeline.build_dataset`
--> :class:`RSNTrainer` (the RSN + its loss) -> ``fit`` -> ``WORKDIR/model.keras`` (a plain
-``RSNModel`` whose ``metadata`` holds the experiment config).
-
-Workdir layout::
-
-    config.yaml          the resolved experiment config (a rerun must match it to resume)
-    backup/              BackupAndRestore: weights + optimizer state + epoch (resume after a kill)
-    checkpoints/         last.keras, best.keras, state.json
-    history.csv          one row per epoch (loss, val_loss, learning_rate)
-    logs/                TensorBoard events
-    loss_curve.png       the loss curves
-    model.keras          the final model (written when training ends)
+-> :class:`RSNTrainer` (the RSN, its :class:`~rsn_tf.losses.RSNLoss`, the step of
+:mod:`rsn_tf.training.step`) -> ``fit`` -> ``WORKDIR/model.keras`` (a plain ``RSNModel`` whose
+``metadata`` holds the experiment config). Several hosts (``TF_CONFIG``) go to
+:mod:`rsn_tf.training.multiworker`, which runs the same step, callbacks and workdir
+(:mod:`rsn_tf.training.workdir`, where the workdir layout is described).
 """
 from __future__ import annotations
 
 import os
-import sys
 
 import keras
-import yaml
+import tensorflow as tf
 
-from rsn_tf import io_utils
-from rsn_tf.losses import LossConfig, rsn_loss
-from rsn_tf.training.config import ExperimentConfig, resolve_experiment
-from rsn_tf.training.distribute import choose_distribution, make_strategy, scale_for_replicas
+from rsn_tf.losses import LossConfig, RSNLoss
+from rsn_tf.training import workdir as wd
+from rsn_tf.training.config import resolve_experiment
+from rsn_tf.training.distribute import choose_distribution, make_strategy
+from rsn_tf.training.step import (TrainingDivergedError, TrainingInputError, check_batch_split, input_error,
+                                  replica_eval_sums, replica_train_step)
+# kept importable from here (callers and the multi-worker module use the workdir/step homes)
+from rsn_tf.training.workdir import experiment_metadata, set_precision  # noqa: F401
 
-
-class TrainingDivergedError(ValueError):
-    """The loss became NaN/inf; the message says where and what to try."""
+__all__ = ["RSNTrainer", "TrainingDivergedError", "TrainingInputError", "train_experiment"]
 
 
 @keras.saving.register_keras_serializable(package="rsn_tf")
 class RSNTrainer(keras.Model):
-    """Training wrapper: ``call`` is the RSN, ``compute_loss`` the RSN loss on the targets dict.
+    """Training wrapper for ``fit``/``evaluate``: ``call`` is the RSN; a step is
+    :func:`rsn_tf.training.step.replica_train_step` with :class:`~rsn_tf.losses.RSNLoss`.
 
-    Only for ``fit``/``evaluate``; save ``trainer.rsn`` (the plain :class:`RSNModel`), not this.
-    The loss is divided by the number of replicas in sync: Keras sums the replicas' gradients, so
-    each replica must contribute ``local mean / replicas`` for the gradient of the global mean.
+    Save ``trainer.rsn`` (the plain :class:`RSNModel`), not this: the wrapper holds the optimizer, so
+    the RSN's own ``.keras`` files stay free of optimizer state. (A plain RSNModel also trains with
+    ``model.compile(loss=RSNLoss())``; this wrapper exists for that file size and the shared step.)
+    The logged ``loss``/``val_loss`` is the mean per-sample loss over the epoch's samples.
     """
 
     def __init__(self, rsn, loss_config: LossConfig = LossConfig(), **kwargs):
@@ -46,6 +42,8 @@ class RSNTrainer(keras.Model):
         super().__init__(**kwargs)
         self.rsn = rsn
         self.loss_config = loss_config
+        self.rsn_loss = RSNLoss(loss_config)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
 
     def build(self, input_shape=None):
         self.built = True
@@ -53,132 +51,83 @@ class RSNTrainer(keras.Model):
     def call(self, images, training=False):
         return self.rsn(images, training=training)
 
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return scale_for_replicas(rsn_loss(y_pred, y, self.loss_config))
+        return self.rsn_loss(y, y_pred, sample_weight)
+
+    def train_step(self, data):
+        images, targets = data
+        loss = replica_train_step(self.rsn, self.optimizer, self.rsn_loss, images, targets)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.loss_tracker.update_state(loss * replicas, sample_weight=tf.shape(images)[0])
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        images, targets = data
+        total, count = replica_eval_sums(self.rsn, self.rsn_loss, images, targets)
+        self.loss_tracker.update_state(tf.math.divide_no_nan(total, count), sample_weight=count)
+        return {"loss": self.loss_tracker.result()}
 
 
-def set_precision(policy: str) -> None:
-    keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
-
-
-# ----------------------------------------------------------------------------------------- data
-def default_datasets(exp: ExperimentConfig, model_cfg, batch_size: int, validation: bool):
-    """(train dataset repeated forever, val dataset or None, training instance count)."""
-    from rsn_tf.data.pipeline import build_dataset, num_instances
-
-    train = build_dataset(exp.data, model_cfg, split="train", batch_size=batch_size, seed=exp.train.seed,
-                          shuffle=True, repeat=True)
-    val = None
-    if validation:
-        val = build_dataset(exp.data, model_cfg, split="val", batch_size=batch_size, seed=exp.train.seed,
-                            shuffle=False, repeat=False)
-    return train, val, num_instances(exp.data, "train")
-
-
-def steps_per_epoch_for(train_cfg, num_instances: int | None) -> int:
-    if train_cfg.steps_per_epoch:
-        return train_cfg.steps_per_epoch
-    if not num_instances:
-        raise ValueError("train.steps_per_epoch is not set and the training set size is unknown")
-    return max(1, -(-num_instances // train_cfg.batch_size))
-
-
-def experiment_metadata(exp: ExperimentConfig, with_dataset_spec: bool = True) -> dict:
-    """What a saved model carries about how it was trained (JSON).
-
-    ``keypoints`` is the built-in layout name, or else the training set's whole keypoint spec
-    (names, flip pairs, skeleton, OKS sigmas), so inference and evaluation of a model trained on a
-    custom COCO-format set need nothing but the model file.
-    """
-    meta = {"experiment": exp.to_dict(), "trained_with": "rsn train", "recipe": exp.train.loss.mode}
-    if exp.model.preset and exp.model.config is None:
-        meta["preset"] = exp.model.preset
-    if exp.data.keypoints:
-        meta["keypoints"] = exp.data.keypoints
-    elif with_dataset_spec:
-        from rsn_tf.data.pipeline import load_instances
-
-        try:
-            meta["keypoints"] = load_instances(exp.data, "train").spec.to_dict()
-        except (OSError, ValueError):  # e.g. tests that train on fake in-memory data
-            pass
-    if with_dataset_spec:
-        from rsn_tf.provenance import dataset_note
-
-        try:  # what the model can be trusted on (rsn infer/eval say it); cached read, no cost
-            meta["trained_on"] = dataset_note(exp.data)
-        except (OSError, ValueError):
-            pass
-    return meta
-
-
-def _check_workdir(workdir: str, exp: ExperimentConfig) -> None:
-    """Refuse to resume a different experiment in the same workdir (its backup would not fit)."""
-    path = os.path.join(workdir, "config.yaml")
-    new = exp.to_dict()
-    if os.path.exists(path) and os.path.isdir(os.path.join(workdir, "backup")):
-        with open(path) as f:
-            old = yaml.safe_load(f)
-        changed = {k for k in ("model", "data") if old.get(k) != new.get(k)}
-        if changed:
-            raise ValueError(f"{workdir} holds a run of a different {'/'.join(sorted(changed))} config; "
-                             "use a new --workdir (or delete its backup/ to start over)")
-    io_utils.write_text(path, yaml.safe_dump(new, sort_keys=False))
-
-
-def _verbose(train_cfg) -> int:
-    if train_cfg.verbose is not None:
-        return train_cfg.verbose
-    return 1 if sys.stdout.isatty() else 2
-
-
-# ----------------------------------------------------------------------------------------- fit
 def train_experiment(config, workdir: str, overrides: list[str] | None = None, *, datasets=None,
                      extra_callbacks=None) -> str:
     """Train an experiment; returns the path of the final ``WORKDIR/model.keras``.
 
     Args:
       config: a YAML path, an :class:`ExperimentConfig` or its dict.
-      workdir: output folder (see module docstring). Rerunning the same call resumes from
-        ``workdir/backup``.
+      workdir: output folder (see :mod:`rsn_tf.training.workdir`). Rerunning the same call resumes
+        from the last backup.
       overrides: ``["train.epochs=3", ...]`` applied to ``config``.
       datasets: optional ``(train, val_or_None, num_train_instances_or_None)``, or a function
         ``fn(batch_size) -> that tuple``, used instead of the data config (tests). ``train`` must
         repeat. The multi-worker path needs the function form (it calls it per input pipeline).
-      extra_callbacks: more Keras callbacks.
+      extra_callbacks: more Keras callbacks (run before the writers, so what they add to the epoch
+        logs reaches ``history.csv`` and the checkpoints).
 
     Raises:
       TrainingDivergedError: the loss became NaN/inf (the last good checkpoint stays in workdir).
+      TrainingInputError: a sample failed in the input pipeline (e.g. a corrupt image); one line
+        naming it; the last backup stays, so the same command resumes once it is fixed.
     """
     exp = resolve_experiment(config, overrides)
     distribution = choose_distribution(exp.train.distribution)
     if distribution == "multi_worker":
         from rsn_tf.training.multiworker import train_multi_worker
 
-        return train_multi_worker(exp, workdir, datasets=datasets)
-    os.makedirs(workdir, exist_ok=True)
-    _check_workdir(workdir, exp)
-    set_precision(exp.train.mixed_precision)
-    keras.utils.set_random_seed(exp.train.seed)
+        return train_multi_worker(exp, workdir, datasets=datasets, extra_callbacks=extra_callbacks)
+    try:
+        return _fit(exp, workdir, distribution, datasets, extra_callbacks)
+    except tf.errors.OpError as e:
+        err = input_error(e)
+        if err is None:
+            raise
+        raise err from None
+
+
+def _fit(exp, workdir, distribution, datasets, extra_callbacks) -> str:
+    from rsn_tf.model import build_rsn
+    from rsn_tf.training.callbacks import BatchNormLagCheck, FiniteBackupAndRestore, NaNStop
+    from rsn_tf.training.optimizer import build_optimizer
+
+    tcfg = exp.train
+    wd.prepare_workdir(workdir, exp)
+    set_precision(tcfg.mixed_precision)
+    keras.utils.set_random_seed(tcfg.seed)
     model_cfg = exp.model_config()
     strategy = make_strategy(distribution)
-    tcfg = exp.train
-    if tcfg.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"train.batch_size {tcfg.batch_size} does not split over "
-                         f"{strategy.num_replicas_in_sync} replicas")
+    check_batch_split(tcfg.batch_size, strategy.num_replicas_in_sync)
     validate = tcfg.validation_freq > 0
     if datasets is None:
-        datasets = default_datasets(exp, model_cfg, tcfg.batch_size, validate)
+        datasets = wd.default_datasets(exp, model_cfg, tcfg.batch_size, validate)
     elif callable(datasets):
         datasets = datasets(tcfg.batch_size)
     train_ds, val_ds, num_instances = datasets
-    steps = steps_per_epoch_for(tcfg, num_instances)
+    validate = validate and val_ds is not None
+    steps = wd.steps_per_epoch_for(tcfg, num_instances)
     metadata = experiment_metadata(exp)
-
-    from rsn_tf.model import build_rsn
-    from rsn_tf.training.callbacks import (FiniteBackupAndRestore, LearningRateLog, LossPlot, NaNStop,
-                                           RSNCheckpoint, ScalarLogger, SyncMovingStatistics, save_rsn)
-    from rsn_tf.training.optimizer import build_optimizer
 
     with strategy.scope():
         rsn = build_rsn(model_cfg, metadata=metadata)
@@ -186,27 +135,16 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
         trainer.build()
         trainer.compile(optimizer=build_optimizer(tcfg, steps), jit_compile=tcfg.jit_compile)
 
-    csv_path = os.path.join(workdir, "history.csv")
-    nan_stop = NaNStop()
-    monitor = tcfg.checkpoint.monitor if (validate and val_ds is not None) else "loss"
-    callbacks = [
-        nan_stop,
-        LearningRateLog(),
-        SyncMovingStatistics(strategy, rsn),
-        FiniteBackupAndRestore(os.path.join(workdir, "backup"), save_freq=tcfg.checkpoint.backup_freq,
-                               delete_checkpoint=False),
-        keras.callbacks.CSVLogger(csv_path, append=True),
-        ScalarLogger(os.path.join(workdir, "logs")),
-        RSNCheckpoint(rsn, os.path.join(workdir, "checkpoints"), metadata, monitor=monitor),
-        LossPlot(csv_path, os.path.join(workdir, "loss_curve.png"), title=exp.name or model_cfg.block),
-        *(extra_callbacks or []),
-    ]
+    backup = FiniteBackupAndRestore(os.path.join(workdir, wd.BACKUP), save_freq=tcfg.checkpoint.backup_freq,
+                                    delete_checkpoint=False)
+    callbacks = wd.record_callbacks(workdir, exp, rsn, metadata, optimizer=trainer.optimizer, strategy=strategy,
+                                    validating=validate, extra=extra_callbacks or (), backup=backup,
+                                    bn_check=BatchNormLagCheck(rsn, val_ds, trainer.rsn_loss) if validate else None)
     trainer.fit(train_ds, epochs=tcfg.epochs, steps_per_epoch=steps,
                 validation_data=val_ds if validate else None, validation_steps=tcfg.validation_steps,
-                validation_freq=max(tcfg.validation_freq, 1), callbacks=callbacks, verbose=_verbose(tcfg),
+                validation_freq=max(tcfg.validation_freq, 1), callbacks=callbacks, verbose=wd.verbosity(tcfg),
                 shuffle=False)  # the tf.data pipeline shuffles (seeded); Keras would only warn
+    nan_stop = next(cb for cb in callbacks if isinstance(cb, NaNStop))
     if nan_stop.message:
         raise TrainingDivergedError(nan_stop.message)
-    final = os.path.join(workdir, "model.keras")
-    save_rsn(rsn, final, {**metadata, "epoch": tcfg.epochs})
-    return final
+    return wd.save_final(rsn, workdir, metadata, tcfg.epochs, optimizer_steps=int(trainer.optimizer.iterations.numpy()))

@@ -1,4 +1,6 @@
-"""Subprocess: one SGD step on a global batch of 4 with 1 device vs 2 replicas (2 logical CPUs).
+"""Subprocess: one SGD step on a global batch of 4 with 1 device vs 2 replicas (2 logical CPUs), through
+``fit`` (RSNTrainer) and through the multi-worker loop's ``make_distributed_train_step``: the same
+``replica_train_step`` either way.
 
 The batch is [a, b, a, b] so each replica sees [a, b]: BatchNorm statistics are then identical to
 the single-device ones and any gradient difference is the loss scaling. Prints a JSON line.
@@ -20,12 +22,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from helpers.tiny import tiny_experiment  # noqa: E402
-from rsn_tf.losses import LossConfig  # noqa: E402
+from rsn_tf.losses import LossConfig, RSNLoss  # noqa: E402
 from rsn_tf.model import build_rsn  # noqa: E402
 from rsn_tf.training.config import resolve_experiment  # noqa: E402
 from rsn_tf.training.fake_data import fake_arrays  # noqa: E402
-from rsn_tf.training.multiworker import make_train_step  # noqa: E402
-from rsn_tf.training.trainer import RSNTrainer, make_strategy  # noqa: E402
+from rsn_tf.training.distribute import make_strategy  # noqa: E402
+from rsn_tf.training.step import make_distributed_train_step  # noqa: E402
+from rsn_tf.training.trainer import RSNTrainer  # noqa: E402
 
 cfg = resolve_experiment(tiny_experiment()).model_config()
 images, targets = fake_arrays(cfg, 2, seed=3)
@@ -51,7 +54,7 @@ def one_step(strategy, use_fit):
         loss = trainer.fit(ds, epochs=1, verbose=0).history["loss"][0]
     else:
         opt.build(rsn.trainable_variables)
-        step = make_train_step(strategy, rsn, opt, loss_cfg)
+        step = make_distributed_train_step(strategy, rsn, opt, RSNLoss(loss_cfg))
         loss = float(step(iter(strategy.experimental_distribute_dataset(ds))))
     grads = np.concatenate([(b - v.numpy()).ravel() for b, v in zip(before, rsn.trainable_variables)])
     moving = np.concatenate([v.numpy().ravel() for v in rsn.non_trainable_variables])
