@@ -39,26 +39,39 @@ def box_to_center_scale(box_xywh, aspect_ratio: float, padding: float | Sequence
     return center, scale
 
 
-def get_affine_transform(center, scale, rot_deg: float, output_size, inv: bool = False) -> np.ndarray:
+def get_affine_transform(center, scale, rot_deg: float, output_size, inv: bool = False,
+                         construction: str = "hrnet") -> np.ndarray:
     """[2, 3] affine from image to crop (or crop to image with ``inv``).
 
     center, scale: region in image pixels; rot_deg: counter-clockwise rotation of the region
-    (degrees); output_size: crop (W, H). Same construction as HRNet/the authors (three points).
+    (degrees); output_size: crop (W, H). The matrix comes from three point pairs (centre, a point
+    half a width away, and a third at right angles) through ``cv2.getAffineTransform`` on float32
+    points, as both references build it; ``construction`` picks which second point:
+    ``"hrnet"`` (the authors / HRNet: half a width *above* the centre) or ``"mmpose"``
+    (``get_warp_matrix``: half a width to the *left*). The two are the same transform up to float32
+    rounding of the points (~1e-5 in the translation), which moves a few crop pixels by an
+    intensity level; each reference's crops are reproduced bit-exactly by its own construction.
     """
+    if construction not in ("hrnet", "mmpose"):
+        raise ValueError(f"construction must be 'hrnet' or 'mmpose' (got {construction!r})")
     center = np.asarray(center, np.float32)
     src_w = float(np.asarray(scale, np.float32)[0])
     dst_w, dst_h = float(output_size[0]), float(output_size[1])
     rot = np.deg2rad(rot_deg)
     sn, cs = np.sin(rot), np.cos(rot)
-    src_dir = np.array([0.0, -0.5 * src_w], np.float32)
-    src_dir = np.array([src_dir[0] * cs - src_dir[1] * sn, src_dir[0] * sn + src_dir[1] * cs], np.float32)
-    dst_dir = np.array([0.0, -0.5 * dst_w], np.float32)
+    if construction == "hrnet":
+        src_dir = np.array([0.0, -0.5 * src_w], np.float32)
+        src_dir = np.array([src_dir[0] * cs - src_dir[1] * sn, src_dir[0] * sn + src_dir[1] * cs], np.float32)
+        dst_dir = np.array([0.0, -0.5 * dst_w], np.float32)
+    else:  # float64 direction, added to the float32 centre and stored as float32, as mmpose
+        src_dir = np.array([-0.5 * src_w * cs, -0.5 * src_w * sn])
+        dst_dir = np.array([-0.5 * dst_w, 0.0])
 
     src = np.zeros((3, 2), np.float32)
     dst = np.zeros((3, 2), np.float32)
     src[0], src[1] = center, center + src_dir
     dst[0] = [dst_w * 0.5, dst_h * 0.5]
-    dst[1] = dst[0] + dst_dir
+    dst[1] = np.array([dst_w * 0.5, dst_h * 0.5]) + dst_dir
     src[2] = _third_point(src[0], src[1])
     dst[2] = _third_point(dst[0], dst[1])
     if inv:
@@ -84,9 +97,10 @@ def warp_to_crop(image: np.ndarray, center, scale, rot_deg: float, output_size) 
     return cv2.warpAffine(image, m, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR)
 
 
-def crop_to_image(points, center, scale, output_size, rot_deg: float = 0.0) -> np.ndarray:
+def crop_to_image(points, center, scale, output_size, rot_deg: float = 0.0, construction: str = "hrnet") -> np.ndarray:
     """Map crop-space points [..., 2] back to image pixels with the inverse of the crop's affine."""
-    return transform_points(points, get_affine_transform(center, scale, rot_deg, output_size, inv=True))
+    return transform_points(points, get_affine_transform(center, scale, rot_deg, output_size, inv=True,
+                                                         construction=construction))
 
 
 def flip_points(points, width: float, flip_pairs: Sequence[Sequence[int]], visible=None):

@@ -14,12 +14,17 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The shared fixtures were made from this folder; other fixtures name their own data: pass --data.
+DEFAULT_DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "coco_sample"))
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("fixture", help="NAME.npz (or NAME.json) of a fixture pair")
-    p.add_argument("--data", default=None,
-                   help="folder with the images and annotation/detection files the manifest names by file name")
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help="folder with the images and annotation/detection files the manifest names by file name "
+                        "(default: ../shared/data/coco_sample beside the repository, the shared fixtures' data)")
     p.add_argument("--json", default=None, help="also write the checks as JSON here")
     args = p.parse_args(argv)
 

@@ -23,6 +23,9 @@ class Instances:
       ann_ids: [N] int64 annotation ids (COCO ``id``; MPII: row index in the list).
       spec: the keypoint layout (names, flip pairs, sigmas).
       source: the annotation file the rows came from (for error messages).
+      raw_boxes: [N, 4] float64 the annotation's ``bbox`` as written (before any clipping), or
+        ``None``; image_sizes: [N, 2] int64 (width, height) from the annotation file (0 = unknown),
+        or ``None``. Each reference clips the box differently (``DataConfig.mode``).
     """
 
     image_paths: tuple[str, ...]
@@ -35,6 +38,8 @@ class Instances:
     ann_ids: np.ndarray
     spec: KeypointSpec
     source: str = ""
+    raw_boxes: np.ndarray | None = None
+    image_sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -69,4 +74,6 @@ class Instances:
         return dataclasses.replace(
             self, image_paths=tuple(self.image_paths[i] for i in index), image_ids=self.image_ids[index],
             boxes=self.boxes[index], keypoints=self.keypoints[index], visible=self.visible[index],
-            areas=self.areas[index], scores=self.scores[index], ann_ids=self.ann_ids[index])
+            areas=self.areas[index], scores=self.scores[index], ann_ids=self.ann_ids[index],
+            raw_boxes=None if self.raw_boxes is None else self.raw_boxes[index],
+            image_sizes=None if self.image_sizes is None else self.image_sizes[index])
