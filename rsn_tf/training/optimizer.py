@@ -54,17 +54,20 @@ class AdamL2(keras.optimizers.Adam):
         if self.epsilon_mode == "keras" or self.amsgrad:
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        lr = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
-        step = ops.cast(self.iterations + 1, dtype)
-        bias1 = 1 - ops.power(ops.cast(self.beta_1, dtype), step)
-        bias2 = 1 - ops.power(ops.cast(self.beta_2, dtype), step)
+        # Bias corrections in float64, as PyTorch computes them (Python floats): 1 - 0.999^t in float32
+        # is off by 1.3e-5 (relative) at t = 1, which would scale every early step by that much.
+        step = ops.cast(self.iterations + 1, "float64")
+        bias1 = 1.0 - ops.power(ops.convert_to_tensor(float(self.beta_1), dtype="float64"), step)
+        bias2 = 1.0 - ops.power(ops.convert_to_tensor(float(self.beta_2), dtype="float64"), step)
+        step_size = ops.cast(ops.cast(learning_rate, "float64") / bias1, dtype)
+        bias2_sqrt = ops.cast(ops.sqrt(bias2), dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
         self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        denom = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(bias2)), ops.cast(self.epsilon, dtype))
-        self.assign_sub(variable, ops.multiply(lr / bias1, ops.divide(m, denom)))
+        denom = ops.add(ops.divide(ops.sqrt(v), bias2_sqrt), ops.cast(self.epsilon, dtype))
+        self.assign_sub(variable, ops.multiply(step_size, ops.divide(m, denom)))
 
     def first_moment(self, variable):
         """The first-moment slot ``m`` of ``variable`` (after step 1: ``(1 - beta_1) * (grad + l2 * w)``)."""
