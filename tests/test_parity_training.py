@@ -67,6 +67,14 @@ def test_script_reports_bad_data_and_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_train_fixture_passes_with_the_traced_step(monkeypatch):
+    import rsn_tf.parity.train
+
+    monkeypatch.setattr(rsn_tf.parity.train, "RUN_GRAPH", True)
+    assert _run("mmpose_rsn_train_tiny").ok
+
+
+@pytest.mark.slow
 def test_a_fresh_mmpose_fixture_on_a_derived_image_set_passes(tmp_path):
     """Make a pipeline fixture with the real mmpose on mirrored/cropped COCO-sample images with shrunk
     boxes, 384x288 crops and padding 1.0 (keypoints beyond the crop border), then check it."""

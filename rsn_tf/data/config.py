@@ -109,9 +109,10 @@ class AugmentConfig:
             raise ConfigError(f"augment.scale_range: expected 0 < low <= high, got {self.scale_range}")
 
     def resolved(self) -> "AugmentConfig":
-        """A copy with every ``None`` knob replaced by the recipe's default."""
+        """A copy with every ``None`` knob replaced by the recipe's default (``self`` if there is none)."""
         base = RECIPE_DEFAULTS[self.recipe]
-        return dataclasses.replace(self, **{k: v for k, v in base.items() if getattr(self, k) is None})
+        missing = {k: v for k, v in base.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **missing) if missing else self
 
 
 @dataclasses.dataclass(frozen=True)

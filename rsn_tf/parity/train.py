@@ -14,15 +14,32 @@ What runs (nothing here re-implements training):
    (:func:`rsn_tf.training.multiworker.make_train_step`) on the fixture's stored batch (inputs,
    every level's targets and keypoint weights, in ``step_batch`` order).
 
-Before each step, a train-mode forward of the same model (BatchNorm statistics restored afterwards)
-gives the per-head loss terms and OHKM per-keypoint losses; the step's own returned loss must equal
-their sum. The step-0 gradients are read back from the optimizer: after Adam's first step its first
-moment is exactly ``(1 - beta_1) * (g + l2 * w)``.
+Two replays, both through that step:
+
+* **float64 replica** (the same builders under Keras' float64 policy, same float32 initial state and
+  data: the analogue of the fixture's ``model.double()`` run). It shows the *math* is mmpose's: its
+  distance from mmpose's float32 numbers must be within 3x mmpose's own recorded float32-vs-float64
+  distance, per step (losses), per tensor (step-0 gradients), for ``after1`` and ``after{K}``. Run
+  eagerly (no second trace).
+* **float32** (what training runs in): step-0 loss terms, OHKM keypoint losses and train-mode output
+  tightly, ``after1`` with the README's sign-flip allowance, later steps, ``after{K}`` and the eval
+  outputs as a trajectory. rsn_tf's float32 *gradients* are not compared element-tight with mmpose's
+  float32 gradients: both are float32 approximations of the same function and differ where a
+  pre-activation within float32 noise of 0 flips a ReLU (on the shared fixture one such element at
+  head 3 moves the upsample path's step-0 gradients by up to 2.5% of a tensor's max); the float64
+  replica checks the gradient function instead, and ``after1`` checks the float32 step's result.
+
+Before a step, a train-mode forward of the same model (BatchNorm statistics restored afterwards) gives
+the per-head loss terms and OHKM per-keypoint losses; the step's own returned loss must equal their
+sum. The step-0 gradients are read back from the optimizer: after Adam's first step its first moment
+is exactly ``(1 - beta_1) * (g + l2 * w)``.
 
 Tolerances come from the fixture's ``sensitivity`` block (mmpose float32 vs its float64 replica), 3x,
-with small floors where that noise is ~0 (see the constants below); each check's line names them.
-With ``data_dir`` the fixture's people are also run through rsn_tf's input pipeline and the batches
-compared with the stored inputs and targets.
+with small floors where that noise is ~0 (the constants below); quantities the fixture records no
+noise for (train-mode and eval outputs) take 3x the float64 replica's distance from mmpose's float32
+result, i.e. mmpose's own float32 error measured through rsn_tf's replica. Each check's line names
+its tolerance. With ``data_dir`` the fixture's people are also run through rsn_tf's input pipeline
+and the batches compared with the stored inputs and targets.
 """
 from __future__ import annotations
 
@@ -41,6 +58,12 @@ AFTER1_ATOL = 1e-6            # weights and BN statistics after one step
 TRAJECTORY_WEIGHTS = 2e-2     # absolute, after step K
 EVAL_OUTPUT_REL = 2e-2        # final eval outputs, of max |ref| (trajectory)
 OUTPUT_FLOOR = 1e-5           # step-0 train-mode output, of max |ref|
+
+#: Run the float32 replay's training step as the traced ``tf.function`` (what ``rsn train`` runs) instead
+#: of executing the same function eagerly. Same kernels and results to float32 rounding; tracing the
+#: step costs ~40 s on 2 CPU cores, so the default suite runs it eagerly and a slow test traces it
+#: (``scripts/mmpose_parity.py --graph``).
+RUN_GRAPH = False
 
 
 # ------------------------------------------------------------------------------------- manifest
@@ -259,16 +282,19 @@ def _loss_noise(fixture: Fixture, k_steps: int) -> list[float]:
 
 
 def _fp64_loss_check(fixture: Fixture, r64: dict, noise: list[float]) -> list[Check]:
+    """Per step: the loss terms where the replay computed them (steps 0-2), else the step's total."""
     ref = np.asarray(fixture.get("loss_components"), np.float64)
-    steps = sorted(r64["loss_terms"])
-    rels = [_rel(r64["loss_terms"][k], ref[k]) for k in steps]
-    tols = [max(NOISE * noise[k], LOSS_FLOOR) for k in steps]
+    total = ref.sum(1)
+    rels = [(_rel(r64["loss_terms"][k], ref[k]) if k in r64["loss_terms"]
+             else abs(r64["step_loss"][k] - total[k]) / abs(total[k])) for k in range(len(r64["step_loss"]))]
+    tols = [max(NOISE * noise[k], LOSS_FLOOR) for k in range(len(rels))]
     ratios = [r / t for r, t in zip(rels, tols)]
     worst = int(np.argmax(ratios))
     return [Check("fp64.loss_terms", rels[worst], tols[worst], unit="rel", passed=all(x <= 1 for x in ratios),
                   source=f"per step max({NOISE:g}x fp64 noise, {LOSS_FLOOR:g})",
-                  detail=f"steps 0-{steps[-1]}: " + ", ".join(f"{r:.2g}" for r in rels) + " (mmpose's own fp32-vs-fp64: "
-                         + ", ".join(f"{n:.2g}" for n in noise[:len(steps)]) + f"); worst ratio at step {steps[worst]}")]
+                  detail=f"steps 0-{len(rels) - 1} (terms for {sorted(r64['loss_terms'])}, totals after): "
+                         + ", ".join(f"{r:.2g}" for r in rels) + " | mmpose's own fp32-vs-fp64: "
+                         + ", ".join(f"{n:.2g}" for n in noise[:len(rels)]) + f"; worst ratio at step {worst}")]
 
 
 def _grad_checks(fixture: Fixture, grads: dict, prefix: str) -> list[Check]:
@@ -388,8 +414,8 @@ def check(fixture: Fixture, data_dir: str | None = None) -> list[Check]:
     noise = _loss_noise(fixture, k_steps)
     ref_loss = np.asarray(fixture.get("loss_components"), np.float64)
 
-    # float64 replica (the math, without rsn_tf's own float32 rounding)
-    r64 = replay(fixture, "float64", graph=False, eval_state=final_state)
+    # float64 replica (the math, without rsn_tf's own float32 rounding), executed eagerly
+    r64 = replay(fixture, "float64", graph=False, terms_steps=range(min(3, k_steps)), eval_state=final_state)
     checks += _fp64_loss_check(fixture, r64, noise)
     if fixture.has("ohkm_keypoint_losses"):
         ref_o = np.asarray(fixture.get("ohkm_keypoint_losses"), np.float64)
@@ -407,8 +433,8 @@ def check(fixture: Fixture, data_dir: str | None = None) -> list[Check]:
                             source=f"{NOISE:g}x the fp64 replica's {rec:.3g}" if rec is not None else "trajectory",
                             detail="weights and BN statistics after the last step"))
 
-    # float32: what training runs in, as the graph `rsn train` runs
-    r32 = replay(fixture, "float32", graph=True, terms_steps=[0], eval_state=final_state)
+    # float32: what training runs in (the step traced as `rsn train` runs it with RUN_GRAPH)
+    r32 = replay(fixture, "float32", graph=RUN_GRAPH, terms_steps=[0], eval_state=final_state)
     ref_lr = np.asarray(fixture.get("lr"), np.float64)
     checks.append(Check("lr", _rel(r32["lr"], ref_lr), LR_TOL, unit="rel",
                         source="float32 schedule; mmengine LinearLR per iteration",
