@@ -83,6 +83,10 @@ def rsn_tf_worker(args) -> int:
     return 0
 
 
+CONTAINER_EVENTS = {"Process", "RunGraph", "FunctionRun", "ExecutorState::Process", "PartitionedCall",
+                    "StatefulPartitionedCall"}
+
+
 def profile_steps(trainer, images, targets, steps: int) -> list:
     """TF profiler over ``steps`` steps: [(op type, ms per step, share)] of host op time, largest first."""
     import tensorflow as tf
@@ -110,9 +114,10 @@ def profile_steps(trainer, images, targets, steps: int) -> list:
                     continue
                 for ev in line.events:
                     name = names.get(ev.metadata_id, "")
-                    if ":" not in name:
-                        continue
-                    totals[name.rsplit(":", 1)[1]] += ev.duration_ps / 1e9  # ms
+                    op = name.rsplit(":", 1)[1] if ":" in name else ""
+                    if not op or op in CONTAINER_EVENTS or op.startswith("__"):
+                        continue  # executor/function spans enclose the op events: count the ops only
+                    totals[op] += ev.duration_ps / 1e9  # ms
     busy = sum(totals.values())
     rows = [(op, ms / steps, ms / busy if busy else 0.0) for op, ms in totals.most_common(14)]
     rows.append(("(all ops, summed over threads)", busy / steps, 1.0))
