@@ -1,15 +1,30 @@
-"""The heatmap codec: keypoints <-> heatmaps, "Megvii" style (CPN/MSPN/RSN; spec sections 4 and 5).
+"""The heatmap codec: keypoints <-> heatmaps, "Megvii" style (CPN/MSPN/RSN).
 
 One object, used by training targets, inference, evaluation and the benchmark alike.
 
-Encoding puts a 1 at ``floor(keypoint / stride)`` on an (H/4, W/4) map, blurs it with
-``cv2.GaussianBlur(k x k, sigma=0)`` and rescales the peak to 255. Coarse-to-fine supervision uses
-one kernel per level: 15/11/9/7 for non-final stages, 11/9/7/5 for the final stage.
+Encoding puts a 1 at the keypoint's heatmap cell, blurs it with ``cv2.GaussianBlur(k x k, sigma=0)``
+(OpenCV's sigma ``0.3*((k-1)/2-1)+0.8``, border ``BORDER_REFLECT_101``) and rescales it to 255.
+Coarse-to-fine supervision uses one kernel per level: 15/11/9/7 for non-final stages, 11/9/7/5 for
+the final stage. ``encode_mode`` picks whose rules, each reproduced exactly:
 
-Decoding (authors' recipe, ``mode="authors"``): blur the (flip-averaged) map (10-px zero border,
-k x k, k=5 for COCO, 9 for MPII), argmax, step 0.25 px toward the second maximum, clip, map to
-crop pixels ``stride*x + stride/2``; score = raw map at the rounded peak / 255 + 0.5.
-``mode="mmpose"`` is mmpose's ``MegviiHeatmap.decode``: blur renormalised to the original max,
+``"mmpose"`` (``MegviiHeatmap.encode``)
+  weight = visibility (a copy); a keypoint with visibility < 0.5 gets no map. The cell is
+  ``(keypoint / stride).astype(int64)`` in float32: truncation toward zero, so x in (-4, 0) lands in
+  column 0 and keeps its weight; a cell outside the grid sets the weight to 0. The map is divided by
+  its value **at the cell** (x 255): next to the border the reflecting blur puts a higher value on
+  the edge pixel, so the map can exceed 255 there (e.g. 272.5 for a cell 2 px from the edge, k=11).
+
+``"authors"`` (the RSN release: ``JointsDataset.__getitem__`` + ``generate_heatmap``)
+  a labelled keypoint (v > 0) outside ``[0, W-1] x [0, H-1]`` crop pixels becomes invalid (v = 0),
+  so keypoints in (W-1, W) or (-4, 0) are dropped; a keypoint with v >= 1 gets a map at cell
+  ``int(y * h / H), int(x * w / W)`` (float64), divided by the map's **maximum** (x 255: the peak is
+  exactly 255, on the edge pixel where the blur reflects). weight = 1 where v > 0 after the bounds
+  rule (the authors' OHKM mask ``valid > 0``).
+
+Decoding (authors' recipe, ``decode_mode="authors"``): blur the (flip-averaged) map (10-px zero
+border, k x k, k=5 for COCO, 9 for MPII), argmax, step 0.25 px toward the second maximum, clip, map
+to crop pixels ``stride*x + stride/2``; score = raw map at the rounded peak / 255 + 0.5.
+``decode_mode="mmpose"`` is mmpose's ``MegviiHeatmap.decode``: blur renormalised to the original max,
 argmax, +0.25*sign(gradient)+0.5 per axis where the peak is interior, times stride;
 score = max / 255 + 0.5.
 
@@ -44,12 +59,14 @@ class MegviiHeatmapCodec:
       heatmap_size: map (h, w); default input_size / 4.
       decode_kernel: blur kernel at decode (5 for COCO, 9 for MPII).
       decode_mode: "authors" or "mmpose" (see module docstring).
+      encode_mode: "authors" or "mmpose": whose target rules :meth:`encode` follows (module docstring).
     """
 
     input_size: tuple[int, int] = (256, 192)
     heatmap_size: tuple[int, int] | None = None
     decode_kernel: int = 5
     decode_mode: Literal["authors", "mmpose"] = "authors"
+    encode_mode: Literal["authors", "mmpose"] = "authors"
 
     def __post_init__(self):
         if self.heatmap_size is None:
@@ -58,6 +75,8 @@ class MegviiHeatmapCodec:
             raise ValueError(f"decode_kernel must be odd (got {self.decode_kernel})")
         if self.decode_mode not in ("authors", "mmpose"):
             raise ValueError(f"decode_mode must be 'authors' or 'mmpose' (got {self.decode_mode!r})")
+        if self.encode_mode not in ("authors", "mmpose"):
+            raise ValueError(f"encode_mode must be 'authors' or 'mmpose' (got {self.encode_mode!r})")
 
     @property
     def stride(self) -> tuple[float, float]:
@@ -66,45 +85,83 @@ class MegviiHeatmapCodec:
 
     # ----------------------------------------------------------------------------------- encode
     def encode(self, keypoints, visible, kernel: int) -> tuple[np.ndarray, np.ndarray]:
-        """One level's target.
+        """One level's target, by ``encode_mode``'s rules (module docstring).
 
-        keypoints: [K, 2] crop pixels; visible: [K] (> 0 means labelled).
-        Returns heatmaps [h, w, K] float32 (peak 255, zeros for unlabelled/outside joints) and
-        weights [K] float32 (1 where a Gaussian was drawn).
+        keypoints: [K, 2] crop pixels (x, y); visible: [K] (mmpose: 0..1 visibility; authors: COCO
+        v 0/1/2; > 0 means labelled in both). Returns heatmaps [h, w, K] float32 (0..255, up to ~1.15x
+        255 near the border in mmpose mode; all-zero channels where no Gaussian was drawn) and
+        weights [K] float32.
         """
-        kpts = np.asarray(keypoints, np.float32)
-        vis = np.asarray(visible)
-        k = kpts.shape[0]
+        maps, weights = self.encode_levels(keypoints, visible, (kernel,))
+        return maps[0], weights
+
+    def _cells(self, keypoints, visible):
+        kpts = np.asarray(keypoints, np.float32).reshape(-1, 2)
+        vis = np.asarray(visible, np.float32).reshape(-1)
+        if kpts.shape[0] != vis.shape[0]:
+            raise ValueError(f"encode: {kpts.shape[0]} keypoints but {vis.shape[0]} visibility values")
+        if self.encode_mode == "mmpose":
+            return self._cells_mmpose(kpts, vis)
+        return self._cells_authors(kpts, vis)
+
+    def _cells_mmpose(self, kpts, vis):
+        """(cells [K, 2] int64 (x, y), draw [K] bool, weights [K]) by ``MegviiHeatmap.encode``'s rules."""
         h, w = self.heatmap_size
-        sx, sy = self.stride
-        maps = np.zeros((h, w, k), np.float32)
-        weights = np.zeros((k,), np.float32)
+        stride = np.array([self.input_size[1] / w, self.input_size[0] / h]).astype(np.float32)
         with np.errstate(invalid="ignore"):
-            xs = np.floor(kpts[:, 0] / sx)
-            ys = np.floor(kpts[:, 1] / sy)
-        ok = (vis > 0) & np.isfinite(xs) & np.isfinite(ys) & (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
-        if not ok.any():
-            return maps, weights
-        j = np.flatnonzero(ok)
-        xi, yi = xs[j].astype(np.int64), ys[j].astype(np.int64)
-        maps[yi, xi, j] = 1.0
-        # One call blurs every channel independently (same result as a blur per joint, ~10x faster).
-        maps = cv2.GaussianBlur(maps, (kernel, kernel), 0)
-        if maps.ndim == 2:  # OpenCV drops a trailing channel axis of size 1
-            maps = maps[:, :, None]
-        peaks = maps[yi, xi, j]
-        scale = np.zeros((k,), np.float32)
-        scale[j] = PEAK / peaks
-        weights[j] = 1.0
-        return (maps * scale).astype(np.float32), weights
+            q = kpts / stride
+        finite = np.all(np.isfinite(q), axis=1)
+        cells = np.where(finite[:, None], q, -1.0).astype(np.int64)  # astype truncates toward zero
+        labelled = vis >= 0.5
+        inside = finite & (cells[:, 0] >= 0) & (cells[:, 0] < w) & (cells[:, 1] >= 0) & (cells[:, 1] < h)
+        weights = np.where(labelled & ~inside, 0.0, vis).astype(np.float32)
+        return cells, labelled & inside, weights
+
+    def _cells_authors(self, kpts, vis):
+        """(cells, draw, weights) by the authors' bounds rule and ``generate_heatmap``."""
+        h, w = self.heatmap_size
+        in_h, in_w = self.input_size
+        p = kpts.astype(np.float64)
+        finite = np.all(np.isfinite(p), axis=1)
+        with np.errstate(invalid="ignore"):
+            inside = finite & (p[:, 0] >= 0) & (p[:, 0] <= in_w - 1) & (p[:, 1] >= 0) & (p[:, 1] <= in_h - 1)
+        valid = np.where((vis > 0) & ~inside, 0.0, vis)
+        draw = valid >= 1
+        safe = np.where(finite[:, None], p, 0.0)
+        cells = np.stack([safe[:, 0] * w / in_w, safe[:, 1] * h / in_h], axis=1).astype(np.int64)
+        return cells, draw, (valid > 0).astype(np.float32)
 
     def encode_levels(self, keypoints, visible, kernels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Targets for several heads: [L, h, w, K] and weights [K] (the same for every level)."""
-        maps, weights = [], None
-        for kernel in kernels:
-            m, weights = self.encode(keypoints, visible, kernel)
-            maps.append(m)
-        return np.stack(maps), weights
+        """Targets for several heads: [L, h, w, K] float32 and weights [K] (:meth:`encode` per kernel).
+
+        The weights are the same for every level in both modes (the bounds rules do not depend on
+        the kernel), so the cells are found once. Each level blurs all K channels in one
+        ``cv2.GaussianBlur`` call (bit-identical to one call per keypoint) and is normalised per channel
+        in float32 with the reference's operation order.
+        """
+        cells, draw, weights = self._cells(keypoints, visible)
+        h, w = self.heatmap_size
+        k = cells.shape[0]
+        out = np.zeros((len(kernels), h, w, k), np.float32)
+        j = np.flatnonzero(draw)
+        if not len(j):
+            return out, weights
+        xi, yi = cells[j, 0], cells[j, 1]
+        onehot = np.zeros((h, w, k), np.float32)
+        onehot[yi, xi, j] = 1.0
+        peak = np.float32(PEAK)
+        for level, kernel in enumerate(kernels):
+            maps = cv2.GaussianBlur(onehot, (kernel, kernel), 0)
+            if maps.ndim == 2:  # OpenCV drops a trailing channel axis of size 1
+                maps = maps[:, :, None]
+            divisor = np.ones((k,), np.float32)  # undrawn channels are all zero; 0 / 1 stays 0
+            if self.encode_mode == "mmpose":
+                divisor[j] = maps[yi, xi, j]  # map / map[cell] * 255
+                np.multiply(maps / divisor, peak, out=out[level])
+            else:
+                divisor[j] = maps.max(axis=(0, 1))[j] / peak  # map /= max(map) / 255
+                np.divide(maps, divisor, out=out[level])
+        return out, weights
 
     # ----------------------------------------------------------------------------------- decode
     def decode(self, heatmaps) -> tuple[np.ndarray, np.ndarray]:

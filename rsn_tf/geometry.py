@@ -36,23 +36,28 @@ def box_to_center_scale(box_xywh, aspect_ratio: float, padding: float | Sequence
     ``"authors"`` computes ``x + w/2`` in float64; ``"mmpose"`` is mmpose's ``bbox_xywh2xyxy`` +
     ``bbox_xyxy2cs`` in float32 (``x2 = x + w``, centre ``(x1 + x2) / 2``, scale ``(x2 - x1) * padding``).
     """
-    pad = np.broadcast_to(np.asarray(padding, np.float32), (2,))
     if construction == "mmpose":
         b = np.asarray(box_xywh, np.float32).reshape(4)
-        x1y1 = b[:2]
-        x2y2 = b[:2] + b[2:]
-        if pad[0] == pad[1]:
-            scale = (x2y2 - x1y1) * float(pad[0])
-        else:
-            scale = (x2y2 - x1y1) * pad
-        center = (x2y2 + x1y1) * 0.5
-        return center.astype(np.float32), fix_aspect_ratio(scale, aspect_ratio)
+        return corners_to_center_scale(np.concatenate([b[:2], b[:2] + b[2:]]), aspect_ratio, padding)
     if construction != "authors":
         raise ValueError(f"construction must be 'authors' or 'mmpose' (got {construction!r})")
+    pad = np.broadcast_to(np.asarray(padding, np.float32), (2,))
     x, y, w, h = (float(v) for v in box_xywh)
     center = np.array([x + w * 0.5, y + h * 0.5], np.float32)
     scale = fix_aspect_ratio(np.array([w * pad[0], h * pad[1]], np.float32), aspect_ratio)
     return center, scale
+
+
+def corners_to_center_scale(box_xyxy, aspect_ratio: float | None, padding: float | Sequence[float] = 1.25):
+    """Box corners [x1, y1, x2, y2] -> (center [2], scale [2]) float32 as mmpose computes them:
+    ``bbox_xyxy2cs`` (``center = (x1 + x2) * 0.5``, ``scale = (x2 - x1, y2 - y1) * padding``) and, unless
+    ``aspect_ratio`` is None (training applies it after the half-body step), the aspect fix of
+    ``TopdownAffine``; all in float32."""
+    xyxy = np.asarray(box_xyxy, np.float32).reshape(4)
+    pad = np.broadcast_to(np.asarray(padding, np.float32), (2,))
+    center = (xyxy[2:] + xyxy[:2]) * np.float32(0.5)
+    scale = (xyxy[2:] - xyxy[:2]) * pad
+    return center.astype(np.float32), scale if aspect_ratio is None else fix_aspect_ratio(scale, aspect_ratio)
 
 
 def get_affine_transform(center, scale, rot_deg: float, output_size, inv: bool = False,
@@ -134,9 +139,12 @@ def warp_to_crop(image: np.ndarray, center, scale, rot_deg: float, output_size,
     return cv2.warpAffine(image, m, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR)
 
 
-def crop_to_image(points, center, scale, output_size, rot_deg: float = 0.0) -> np.ndarray:
-    """Map crop-space points [..., 2] back to image pixels with the inverse of the crop's affine."""
-    return transform_points(points, get_affine_transform(center, scale, rot_deg, output_size, inv=True))
+def crop_to_image(points, center, scale, output_size, rot_deg: float = 0.0,
+                  construction: str = "authors") -> np.ndarray:
+    """Map crop-space points [..., 2] back to image pixels with the inverse of the crop's affine
+    (``construction``: whose matrix, see :func:`get_affine_transform`)."""
+    return transform_points(points, get_affine_transform(center, scale, rot_deg, output_size, inv=True,
+                                                         construction=construction))
 
 
 def flip_points(points, width: float, flip_pairs: Sequence[Sequence[int]], visible=None):

@@ -12,14 +12,16 @@ Two named modes, identical in structure, differing in the masks of heads 0-2:
   Gaussian, occluded/unlabelled joints get an all-zero target, and the prediction is not masked (it
   is pushed to 0 there). Head 3: per-keypoint ``mean_{h,w}(pred - gt)^2 * [labelled & inside]``.
 
-``mmpose`` (``KeypointMSELoss(use_target_weight=True)`` / ``KeypointOHKMMSELoss``)
-  heads 0-2: ``mean_{K,h,w}(w * (pred - gt)^2)`` with ``w`` = labelled & inside (v=1 and v=2): the
-  squared error is masked, so unlabelled joints contribute nothing. Head 3 as above. (mmpose 1.x
-  multiplies the squared error by ``w``; 0.x squares ``pred*w - gt*w``: the same for 0/1 weights.)
+``mmpose`` (``KeypointMSELoss(use_target_weight=True)`` / ``KeypointOHKMMSELoss(use_target_weight=True)``)
+  heads 0-2: ``mean_{B,K,h,w}(w * (pred - gt)^2)`` with ``w`` = the keypoint weight (labelled and
+  its cell inside the map): the squared error is masked, so unlabelled joints contribute nothing.
+  Head 3: per sample and keypoint ``mean_{h,w}(w*pred - w*gt)^2``, the ``topk`` largest summed / topk,
+  then the batch mean. Head i is compared with target level i and that level's weights.
 
 Shapes: ``outputs`` is the model's list of L = num_stages*4 heatmaps [B, h, w, K] (any float dtype;
-computed in float32); ``targets`` is the data pipeline's dict: ``heatmaps`` [B, L, h, w, K] (0..255),
-``weights`` [B, K] (1 = labelled and inside the crop), ``visible`` [B, K] (COCO 0/1/2).
+computed in float32, or float64 for a float64 model); ``targets`` is the data pipeline's dict: ``heatmaps`` [B, L, h, w, K] (0..255),
+``weights`` [B, K] (1 = labelled and inside the crop; or [B, L, K], one row per level, as mmpose's
+``keypoint_weights``), ``visible`` [B, K] (COCO 0/1/2; read by the authors' mode only).
 """
 from __future__ import annotations
 
@@ -57,9 +59,23 @@ class LossConfig:
             raise ValueError(f"loss.topk must be >= 1 (got {self.topk})")
 
 
+def _dtype(pred):
+    """The loss dtype: float32, or float64 for float64 outputs (a float64 replica of training)."""
+    return tf.float64 if pred.dtype == tf.float64 else tf.float32
+
+
+def _mean(t, axes):
+    """Mean over ``axes`` one axis at a time (innermost first): accurate float32 sums, as PyTorch's
+    pairwise reductions, where one pass over B*h*w*K values would lose ~1e-6."""
+    for axis in sorted(axes, reverse=True):
+        t = tf.reduce_mean(t, axis=axis)
+    return t
+
+
 def _mse_maps(pred, gt):
-    """Squared error [B, h, w, K] in float32."""
-    return tf.math.squared_difference(tf.cast(pred, tf.float32), tf.cast(gt, tf.float32))
+    """Squared error [B, h, w, K] in the loss dtype."""
+    dtype = _dtype(pred)
+    return tf.math.squared_difference(tf.cast(pred, dtype), tf.cast(gt, dtype))
 
 
 def mse_per_sample(pred, gt, mask_target=None, mask_error=None):
@@ -68,25 +84,34 @@ def mse_per_sample(pred, gt, mask_target=None, mask_error=None):
     ``mask_target`` [B, K] multiplies the target (authors); ``mask_error`` [B, K] multiplies the
     squared error (mmpose).
     """
-    gt = tf.cast(gt, tf.float32)
+    dtype = _dtype(pred)
+    gt = tf.cast(gt, dtype)
     if mask_target is not None:
-        gt = gt * tf.cast(mask_target, tf.float32)[:, None, None, :]
+        gt = gt * tf.cast(mask_target, dtype)[:, None, None, :]
     err = _mse_maps(pred, gt)
     if mask_error is not None:
-        err = err * tf.cast(mask_error, tf.float32)[:, None, None, :]
-    return tf.reduce_mean(err, axis=[1, 2, 3])
+        err = err * tf.cast(mask_error, dtype)[:, None, None, :]
+    return _mean(err, [1, 2, 3])
 
 
-def ohkm_per_sample(pred, gt, weights, topk: int = 8):
-    """Online hard keypoint mining of one head [B]: mean of the ``topk`` largest per-keypoint MSEs.
+def ohkm_keypoint_losses(pred, gt, weights, weight_inside: bool = False):
+    """Per-keypoint losses OHKM ranks [B, K]: ``mean_{h,w}(pred - gt)^2 * w`` (authors), or with
+    ``weight_inside`` ``mean_{h,w}(w*pred - w*gt)^2`` (mmpose; the same for 0/1 weights)."""
+    dtype = _dtype(pred)
+    w = tf.cast(weights, dtype)
+    if weight_inside:
+        wm = w[:, None, None, :]
+        return _mean(_mse_maps(tf.cast(pred, dtype) * wm, tf.cast(gt, dtype) * wm), [1, 2])
+    return _mean(_mse_maps(pred, gt), [1, 2]) * w
 
-    Per-keypoint MSE is the mean over h, w of ``(pred - gt)^2``, times ``weights`` [B, K] (0 for
-    unlabelled/outside joints, which are therefore never "hard").
-    """
+
+def ohkm_per_sample(pred, gt, weights, topk: int = 8, weight_inside: bool = False):
+    """Online hard keypoint mining of one head [B]: mean of the ``topk`` largest per-keypoint losses
+    (:func:`ohkm_keypoint_losses`; weight-0 joints score 0 and are therefore never "hard")."""
     k = pred.shape[-1]
     if k is not None and topk > k:
         raise ValueError(f"loss.topk ({topk}) is larger than the number of keypoints ({k})")
-    per_kpt = tf.reduce_mean(_mse_maps(pred, gt), axis=[1, 2]) * tf.cast(weights, tf.float32)  # [B, K]
+    per_kpt = ohkm_keypoint_losses(pred, gt, weights, weight_inside)  # [B, K]
     top, _ = tf.math.top_k(per_kpt, k=topk, sorted=False)
     return tf.reduce_mean(top, axis=-1)
 
@@ -94,28 +119,35 @@ def ohkm_per_sample(pred, gt, weights, topk: int = 8):
 def rsn_loss_terms(outputs: Sequence, targets: dict, config: LossConfig = LossConfig()):
     """Per-head, per-sample losses: a list of L tensors [B], already multiplied by the head weights."""
     heatmaps = targets["heatmaps"]
-    weights = tf.cast(targets["weights"], tf.float32)
+    all_weights = tf.cast(targets["weights"], _dtype(outputs[0]))
+    per_level = all_weights.shape.rank == 3
     num_heads = len(outputs)
     if num_heads % 4:
         raise ValueError(f"expected 4 heads per stage, got {num_heads} outputs")
     if heatmaps.shape[1] is not None and heatmaps.shape[1] != num_heads:
         raise ValueError(f"targets['heatmaps'] has {heatmaps.shape[1]} levels, the model has {num_heads} heads")
+    if per_level and all_weights.shape[1] is not None and all_weights.shape[1] != num_heads:
+        raise ValueError(f"targets['weights'] has {all_weights.shape[1]} levels, the model has {num_heads} heads")
     if config.mode == "authors":
-        visible = tf.cast(targets["visible"], tf.float32)
-        # Official: gt * (valid > 1), where valid is v (0/1/2) set to 0 outside the crop.
-        keep_gt = tf.cast(visible > 1.5, tf.float32) * tf.cast(weights > 0, tf.float32)
+        visible = tf.cast(targets["visible"], _dtype(outputs[0]))
     terms = []
     for i, pred in enumerate(outputs):
         gt = heatmaps[:, i]
+        weights = all_weights[:, i] if per_level else all_weights
         unit = i % 4
         w = config.head_weights[unit]
-        if unit < 3:
-            if config.mode == "authors":
+        if config.mode == "authors":
+            if unit < 3:
+                # Official: gt * (valid > 1), where valid is v (0/1/2) set to 0 outside the crop.
+                keep_gt = tf.cast(visible > 1.5, visible.dtype) * tf.cast(weights > 0, visible.dtype)
                 t = mse_per_sample(pred, gt, mask_target=keep_gt)
             else:
-                t = mse_per_sample(pred, gt, mask_error=weights)
+                t = ohkm_per_sample(pred, gt, weights, config.topk)
         else:
-            t = ohkm_per_sample(pred, gt, weights, config.topk)
+            if unit < 3:
+                t = mse_per_sample(pred, gt, mask_error=weights)
+            else:
+                t = ohkm_per_sample(pred, gt, weights, config.topk, weight_inside=True)
         terms.append(w * t)
     return terms
 
@@ -126,7 +158,7 @@ def rsn_loss_per_sample(outputs: Sequence, targets: dict, config: LossConfig = L
 
 
 def rsn_loss(outputs: Sequence, targets: dict, config: LossConfig = LossConfig()):
-    """The RSN loss: scalar float32, the batch mean of :func:`rsn_loss_per_sample`.
+    """The RSN loss: scalar float32 (float64 for a float64 model), the batch mean of :func:`rsn_loss_per_sample`.
 
     Under a ``tf.distribute`` strategy this is the *local* batch mean; divide by the number of
     replicas before taking gradients (the trainers do).

@@ -115,20 +115,25 @@ def test_train_params_ranges(recipe):
 
 
 def test_targets_peaks_and_levels():
-    codec = MegviiHeatmapCodec((256, 192))
     kp = np.array([[10.0, 20.0], [100.5, 130.2], [-5, 10]] + [[0, 0]] * 14, np.float32)
     vis = np.array([2, 1, 2] + [0] * 14)
-    maps, w = codec.encode_levels(kp, vis, level_kernels(2))
-    assert maps.shape == (8, 64, 48, 17)
-    np.testing.assert_array_equal(w, [1, 1] + [0] * 15)
-    for lvl in maps:
-        # peak 255 at floor(kp / 4). (Near the border OpenCV's default BORDER_REFLECT_101 folds the
-        # Gaussian back, so the map's max can exceed 255 there, exactly as in the references.)
-        assert lvl[5, 2, 0] == pytest.approx(255)
-        assert lvl[32, 25, 1] == pytest.approx(255) and lvl[..., 1].max() == pytest.approx(255)
-        assert not lvl[..., 2:].any()
-    # coarser kernels spread more: first level (15) wider than the last (5)
-    assert (maps[0, ..., 1] > 1).sum() > (maps[-1, ..., 1] > 1).sum()
+    for mode in ("authors", "mmpose"):
+        codec = MegviiHeatmapCodec((256, 192), encode_mode=mode)
+        maps, w = codec.encode_levels(kp, vis if mode == "authors" else np.minimum(vis, 1), level_kernels(2))
+        assert maps.shape == (8, 64, 48, 17)
+        np.testing.assert_array_equal(w, [1, 1] + [0] * 15)
+        for lvl in maps:
+            # Interior: peak 255 at the cell (kp / 4). Next to the border OpenCV's BORDER_REFLECT_101
+            # folds the Gaussian back onto the edge pixel: mmpose divides by the cell's value (the map
+            # exceeds 255 there), the authors by the map's maximum (255 on the edge).
+            assert lvl[32, 25, 1] == pytest.approx(255) and lvl[..., 1].max() == pytest.approx(255)
+            if mode == "mmpose":
+                assert lvl[5, 2, 0] == pytest.approx(255) and lvl[..., 0].max() >= 255
+            else:
+                assert lvl[..., 0].max() == pytest.approx(255) and lvl[5, 2, 0] <= 255
+            assert not lvl[..., 2:].any()
+        # coarser kernels spread more: first level (15) wider than the last (5)
+        assert (maps[0, ..., 1] > 1).sum() > (maps[-1, ..., 1] > 1).sum()
 
 
 def test_preprocess_color_order_and_tf_twin():

@@ -12,14 +12,19 @@ def _at(s, steps):
 
 
 def test_warmup_linear_decay_values():
-    s = WarmupLinearDecay(2.0, total_steps=110, warmup_steps=10, warmup_factor=0.1)
+    s = WarmupLinearDecay(2.0, total_steps=110, warmup_steps=10, warmup_factor=0.1, offset=0)
     # warmup 0.2 -> 2.0 (f = 0.1 + 0.9 i/10), then 2.0 * (1 - (i-10)/100) down to 0, clamped after
     np.testing.assert_allclose(_at(s, [0, 5, 10, 60, 110, 200]), [0.2, 1.1, 2.0, 1.0, 0.0, 0.0], atol=1e-6)
+    # The authors step their scheduler before the optimizer: step i runs at f(i + 1) (the default).
+    a = WarmupLinearDecay(2.0, total_steps=110, warmup_steps=10, warmup_factor=0.1)
+    np.testing.assert_allclose(_at(a, [0, 4, 9, 59, 109]), [0.38, 1.1, 2.0, 1.0, 0.0], atol=1e-6)
 
 
 def test_warmup_step_decay_values():
     s = WarmupStepDecay(1.0, boundaries=[20, 40], gamma=0.1, warmup_steps=10, warmup_factor=0.001)
     np.testing.assert_allclose(_at(s, [0, 10, 19, 20, 39, 40, 1000]), [0.001, 1, 1, 0.1, 0.1, 0.01, 0.01], rtol=1e-5)
+    # mmengine's LinearLR reaches the base lr at step warmup_steps - 1 (denominator end - begin - 1)
+    assert float(s(9)) == pytest.approx(1.0) and float(s(1)) == pytest.approx(0.001 + 0.999 / 9)
 
 
 def test_schedules_serialise_and_build_from_config():

@@ -168,14 +168,27 @@ def infer_config(state_dict: dict[str, np.ndarray], input_size=DEFAULT_INPUT_SIZ
     prefix = "backbone.multi_stage_rsn.0.downsample"
     planes = tuple(_shape(state_dict, f"{prefix}.layer{l}.0.conv_bn3.conv.weight")[0] for l in (1, 2, 3, 4))
     stem_channels = _shape(state_dict, "backbone.top.top.0.conv.weight")[0]
-    # Branch width: the first block of layer2 tells the two rules apart (input 64 vs planes 128).
-    cfg = ModelConfig()
-    width = _shape(state_dict, f"{prefix}.layer2.0.conv_bn_relu1.conv.weight")[0] // num_steps
-    rules = {"input": planes[0], "planes": planes[1]}
-    branch_width = next((r for r, base in rules.items() if base * cfg.expand_times // cfg.res_top_channels == width), None)
-    if branch_width is None:
-        raise ConversionError(f"RSB branch width {width} at layer2.0 fits neither in_channels*26//64 "
-                              f"({planes[0] * 26 // 64}) nor planes*26//64 ({planes[1] * 26 // 64})")
+    # Branch width b = base * expand_times // res_top_channels (64), base = the block's input channels
+    # ("input", mmpose) or its planes ("planes"). Every block's width is checked; expand_times (26 in
+    # the public models, e.g. 4 in small test networks) is found from them.
+    widths = {(l, b): _shape(state_dict, f"{prefix}.layer{l}.{b}.conv_bn_relu1.conv.weight")[0] // num_steps
+              for (s, l, b) in blocks if s == 0}
+    in_channels = {(l, b): (stem_channels if l == 1 else planes[l - 2]) if b == 0 else planes[l - 1]
+                   for (l, b) in widths}
+    res_top = ModelConfig().res_top_channels
+
+    def fits(rule, expand):
+        base = in_channels if rule == "input" else {(l, b): planes[l - 1] for (l, b) in widths}
+        return all(base[key] * expand // res_top == width for key, width in widths.items())
+
+    candidates = [ModelConfig().expand_times] + list(range(1, 4 * res_top + 1))
+    found = next(((r, e) for e in candidates for r in ("input", "planes") if fits(r, e)), None)
+    if found is None:
+        width = widths[(2, 0)]
+        raise ConversionError(f"RSB branch widths (e.g. {width} at layer2.0) fit neither in_channels*e//64 nor "
+                              f"planes*e//64 for any expand_times e (the public models use e=26: "
+                              f"{planes[0] * 26 // 64} or {planes[1] * 26 // 64})")
+    branch_width, expand_times = found
 
     unit_channels = _shape(state_dict, "backbone.multi_stage_rsn.0.upsample.up1.in_skip.conv.weight")[0]
     num_keypoints = _shape(state_dict, "head.predict_layers.0.conv_layers.1.conv.weight")[0]
@@ -189,7 +202,8 @@ def infer_config(state_dict: dict[str, np.ndarray], input_size=DEFAULT_INPUT_SIZ
         elif prm_heads != {max(heads)}:
             raise ConversionError(f"PRM on heads {sorted(prm_heads)}: only all heads or the final one are supported")
     return ModelConfig(block="rsb", num_blocks=num_blocks, num_stages=num_stages, num_steps=num_steps,
-                       planes=planes, expansion=1, branch_width=branch_width, stem_channels=stem_channels,
+                       planes=planes, expansion=1, branch_width=branch_width, expand_times=expand_times,
+                       stem_channels=stem_channels,
                        unit_channels=unit_channels, num_keypoints=num_keypoints, input_size=tuple(input_size),
                        prm=prm, prm_heads=prm_where)
 
@@ -232,6 +246,12 @@ def load_mmpose_weights(model: RSNModel, state_dict: dict[str, np.ndarray]) -> N
         raise ConversionError("checkpoint does not match the model:\n" + "\n".join(parts))
     for layer, values in plan:
         layer.set_weights([v.astype(np.float32) for v in values])
+
+
+def mmpose_variables(model: RSNModel) -> list[tuple[str, keras.Variable, tuple[int, ...] | None]]:
+    """Every weight of ``model`` as ``(mmpose state-dict key, Keras variable, axis permutation torch -> Keras
+    or None)``, in layer order (e.g. to compare gradients or optimizer slots with PyTorch's by key)."""
+    return [p for layer in model.layers if layer.weights for p in _layer_params(layer)]
 
 
 def mmpose_shapes(model: RSNModel) -> dict[str, tuple[int, ...]]:

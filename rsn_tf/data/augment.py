@@ -13,6 +13,11 @@ Recipes (spec section 4):
   aspect fix at the crop. mmpose flips before the half body; flipping last here gives the same
   distribution because every step is left/right symmetric.
 - "none": the eval crop (test padding) on the training set.
+
+The *data mode* (``DataConfig.mode``, "authors" or "mmpose") sets the rest of the arithmetic, each
+reference's exactly: the person box from the annotation (:func:`person_box`), centre/scale
+(:func:`box_center_scale`), the crop matrix construction and the keypoint bounds rule
+(:func:`apply_crop`).
 """
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ import cv2
 import numpy as np
 
 from rsn_tf.data.config import AugmentConfig
-from rsn_tf.geometry import box_to_center_scale, fix_aspect_ratio, get_affine_transform, transform_points
+from rsn_tf.geometry import box_to_center_scale, corners_to_center_scale, fix_aspect_ratio, get_affine_transform, transform_points
 from rsn_tf.keypoints import KeypointSpec
 from rsn_tf.recipes import AUTHORS_BOX_PADDING
+
+MODES = ("authors", "mmpose")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,25 +44,65 @@ class CropParams:
     flip: bool = False
 
 
-def eval_params(box, aspect_ratio: float, padding=AUTHORS_BOX_PADDING) -> CropParams:
-    """The test crop: box (x, y, w, h) extended by ``padding`` (w, h), aspect fixed; no rotation, no flip."""
-    center, scale = box_to_center_scale(box, aspect_ratio, padding)
+def person_box(box, raw_box=None, image_size=None, mode: str = "authors") -> np.ndarray:
+    """The person box a reference crops around, in that reference's own form.
+
+    box: the reader's box (x, y, w, h) (HRNet/authors' rule: ``x1 = max(0, x)``,
+    ``x2 = min(W-1, x1 + w - 1)``, as :func:`rsn_tf.data.coco.load_coco` stores it); raw_box: the
+    annotation's ``bbox`` as written (or None, e.g. detections); image_size: (width, height) from the
+    annotation (0/None = unknown).
+
+    ``mode="authors"`` returns ``box`` (x, y, w, h). ``"mmpose"`` returns float32 corners
+    (x1, y1, x2, y2) by ``parse_data_info``'s rule on the raw box, ``x1 = clip(x, 0, W-1)``,
+    ``x2 = clip(x + w, 0, W-1)`` (unclipped ``x + w`` without a raw box or image size, as mmpose's
+    inference on given boxes). Corners, because mmpose computes centre and scale from them in float32.
+    """
+    if mode == "authors":
+        return np.asarray(box, np.float32)
+    x, y, w, h = (float(v) for v in (box if raw_box is None else raw_box))
+    x1, y1, x2, y2 = x, y, x + w, y + h
+    if raw_box is not None and image_size is not None and min(image_size) > 0:
+        iw, ih = float(image_size[0]), float(image_size[1])
+        x1, x2 = (min(max(v, 0.0), iw - 1) for v in (x1, x2))
+        y1, y2 = (min(max(v, 0.0), ih - 1) for v in (y1, y2))
+    return np.array([x1, y1, x2, y2], np.float32)
+
+
+def box_center_scale(box, aspect_ratio: float, padding, mode: str = "authors"):
+    """(center [2], scale [2]) float32 of a :func:`person_box` with ``padding`` (w, h factors), aspect fixed.
+
+    ``"authors"`` (box x, y, w, h): :func:`rsn_tf.geometry.box_to_center_scale`. ``"mmpose"`` (corners):
+    ``GetBBoxCenterScale`` + ``TopdownAffine._fix_aspect_ratio`` in float32, ``center = (x1 + x2) * 0.5``,
+    ``scale = (x2 - x1, y2 - y1) * padding``.
+    """
+    if mode == "authors":
+        return box_to_center_scale(box, aspect_ratio, padding)
+    return corners_to_center_scale(box, aspect_ratio, padding)
+
+
+def eval_params(box, aspect_ratio: float, padding=AUTHORS_BOX_PADDING, mode: str = "authors") -> CropParams:
+    """The test crop: box (:func:`person_box` of ``mode``; (x, y, w, h) by default) extended by
+    ``padding`` (w, h), aspect fixed; no rotation, no flip."""
+    center, scale = box_center_scale(box, aspect_ratio, padding, mode)
     return CropParams(center, scale)
 
 
 def train_params(rng: np.random.Generator, box, keypoints, visible, spec: KeypointSpec, aug: AugmentConfig,
-                 aspect_ratio: float, test_padding=AUTHORS_BOX_PADDING) -> CropParams:
+                 aspect_ratio: float, test_padding=AUTHORS_BOX_PADDING, mode: str = "authors") -> CropParams:
     """Random crop parameters for one training instance.
 
-    box: (x, y, w, h); keypoints [K, 2] image pixels; visible [K] (> 0 = labelled);
-    aug: resolved or not (resolved here); aspect_ratio: crop W / H.
+    box: :func:`person_box` of ``mode``; keypoints [K, 2] image pixels; visible [K]
+    (> 0 = labelled); aug: resolved or not (resolved here); aspect_ratio: crop W / H.
     """
     a = aug.resolved()
     if a.recipe == "none":
-        return eval_params(box, aspect_ratio, test_padding)
+        return eval_params(box, aspect_ratio, test_padding, mode)
     if a.recipe == "authors":
+        if mode == "mmpose":  # corners -> (x, y, w, h)
+            b = np.asarray(box, np.float32)
+            box = np.concatenate([b[:2], b[2:] - b[:2]])
         return _authors(rng, box, keypoints, visible, spec, a, aspect_ratio)
-    return _mmpose(rng, box, keypoints, visible, spec, a, aspect_ratio)
+    return _mmpose(rng, box, keypoints, visible, spec, a, aspect_ratio, mode)
 
 
 def _authors(rng, box, keypoints, visible, spec, a: AugmentConfig, aspect_ratio):
@@ -110,10 +157,13 @@ def _truncnorm(rng, size=None):
     return out
 
 
-def _mmpose(rng, box, keypoints, visible, spec, a: AugmentConfig, aspect_ratio):
-    x, y, w, h = (float(v) for v in box)
-    center = np.array([x + w / 2, y + h / 2], np.float32)
-    scale = np.array([w, h], np.float32) * a.padding
+def _mmpose(rng, box, keypoints, visible, spec, a: AugmentConfig, aspect_ratio, mode: str = "mmpose"):
+    if mode == "mmpose":
+        center, scale = corners_to_center_scale(box, None, a.padding)
+    else:
+        x, y, w, h = (float(v) for v in box)
+        center = np.array([x + w / 2, y + h / 2], np.float32)
+        scale = np.array([w, h], np.float32) * a.padding
     vis = np.asarray(visible)
     if np.sum(vis > 0) >= a.half_body_min_joints and rng.random() <= a.half_body_prob:
         upper, lower = _split_half(keypoints, visible, spec)
@@ -140,40 +190,48 @@ def _mmpose(rng, box, keypoints, visible, spec, a: AugmentConfig, aspect_ratio):
     return CropParams(np.asarray(center, np.float32), fix_aspect_ratio(scale, aspect_ratio), rotation, flip)
 
 
-def crop_affine(params: CropParams, image_width: int, output_size) -> np.ndarray:
+def crop_affine(params: CropParams, image_width: int, output_size, mode: str = "authors") -> np.ndarray:
     """[2, 3] affine from the *original* image to the crop, the flip folded in.
 
-    The authors flip the image (x -> W - 1 - x) and the centre, then crop; composing the flip into the
-    affine gives the same crop without copying the image.
+    Both references flip the image (x -> W - 1 - x) and the centre, then crop; composing the flip into
+    the affine gives the same crop without copying the image. ``mode`` picks the matrix construction.
     """
     center = np.array(params.center, np.float32)
     if params.flip:
         center[0] = image_width - 1 - center[0]
-    m = get_affine_transform(center, params.scale, params.rotation, output_size)
+    m = get_affine_transform(center, params.scale, params.rotation, output_size, construction=mode)
     if params.flip:
         flip = np.array([[-1.0, 0.0, image_width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
         m = (np.vstack([m, [0.0, 0.0, 1.0]]) @ flip)[:2]
     return m.astype(np.float64)
 
 
-def apply_crop(image, keypoints, visible, params: CropParams, output_size, flip_pairs):
+def apply_crop(image, keypoints, visible, params: CropParams, output_size, flip_pairs, mode: str = "authors"):
     """Warp ``image`` and move keypoints with ``params``.
 
     image: [H, W, 3] uint8; keypoints [K, 2] image pixels; visible [K] COCO 0/1/2;
-    output_size: crop (W, H). Returns crop [H', W', 3] uint8, keypoints [K, 2] crop pixels,
-    visible [K] float32 (pairs swapped on flip; 0 for unlabelled joints and joints outside
-    [0, W'-1] x [0, H'-1], as the authors).
+    output_size: crop (W, H). Returns crop [H', W', 3] uint8 (``cv2.warpAffine``, bilinear, zero
+    border), keypoints [K, 2] crop pixels, visible [K] float32 (pairs swapped on flip).
+    ``mode="authors"``: keypoints moved in float64, visible 0 for joints outside
+    [0, W'-1] x [0, H'-1] (``JointsDataset``). ``"mmpose"``: keypoints moved by ``cv2.transform``
+    (float32, as ``TopdownAffine``), visible unchanged (the encoder decides from the heatmap cell).
     """
-    m = crop_affine(params, image.shape[1], output_size)
+    if mode not in MODES:
+        raise ValueError(f"data mode must be one of {list(MODES)} (got {mode!r})")
+    m = crop_affine(params, image.shape[1], output_size, mode)
     crop = cv2.warpAffine(image, m, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR)
-    kpts = transform_points(keypoints, m)
+    if mode == "mmpose":
+        kpts = cv2.transform(np.asarray(keypoints, np.float32).reshape(1, -1, 2), m).reshape(-1, 2)
+    else:
+        kpts = transform_points(keypoints, m)
     vis = np.asarray(visible, np.float32).copy()
     if params.flip:
         perm = np.arange(len(vis))
         for i, j in flip_pairs:
             perm[i], perm[j] = j, i
         kpts, vis = kpts[perm], vis[perm]
-    w, h = output_size
-    inside = (kpts[:, 0] >= 0) & (kpts[:, 0] <= w - 1) & (kpts[:, 1] >= 0) & (kpts[:, 1] <= h - 1)
-    vis = np.where(inside, vis, 0.0).astype(np.float32)
+    if mode == "authors":
+        w, h = output_size
+        inside = (kpts[:, 0] >= 0) & (kpts[:, 0] <= w - 1) & (kpts[:, 1] >= 0) & (kpts[:, 1] <= h - 1)
+        vis = np.where(inside, vis, 0.0).astype(np.float32)
     return crop, kpts.astype(np.float32), vis

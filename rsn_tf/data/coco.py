@@ -139,7 +139,7 @@ def load_coco(ann_path: str, image_dir: str, keypoints: str | None = None, sigma
         coco.createIndex()
     cat_ids = [c["id"] for c in data["categories"] if isinstance(c, dict) and c.get("keypoints")] or None
 
-    rows = dict(path=[], image_id=[], box=[], kpts=[], vis=[], area=[], ann_id=[])
+    rows = dict(path=[], image_id=[], box=[], kpts=[], vis=[], area=[], ann_id=[], raw_box=[], size=[])
     skipped = {"crowd": 0, "no_keypoints": 0, "zero_area": 0, "bad_image": 0}
     image_status: dict[str, str | None] = {}
     for image_id in sorted(coco.imgs):
@@ -178,6 +178,8 @@ def load_coco(ann_path: str, image_dir: str, keypoints: str | None = None, sigma
             rows["vis"].append(kp[:, 2])
             rows["area"].append(float(ann.get("area", box[2] * box[3])))
             rows["ann_id"].append(int(ann.get("id", -1)))
+            rows["raw_box"].append([float(v) for v in ann["bbox"]])
+            rows["size"].append([int(width or 0), int(height or 0)])
     bad = sorted({p for p, s in image_status.items() if s is not None})
     if bad:
         log.warning("%s: skipped %d instance(s) of %d unreadable image(s), e.g. %s", ann_path, skipped["bad_image"],
@@ -193,7 +195,9 @@ def load_coco(ann_path: str, image_dir: str, keypoints: str | None = None, sigma
         areas=np.asarray(rows["area"], np.float32).reshape(n),
         scores=np.ones((n,), np.float32),
         ann_ids=np.asarray(rows["ann_id"], np.int64).reshape(n),
-        spec=spec, source=ann_path, description=dataset_description(data))
+        spec=spec, source=ann_path, description=dataset_description(data),
+        raw_boxes=np.asarray(rows["raw_box"], np.float64).reshape(n, 4),
+        image_sizes=np.asarray(rows["size"], np.int64).reshape(n, 2))
 
 
 def dataset_description(data: dict) -> str:

@@ -21,6 +21,7 @@ from rsn_tf.config import ConfigError, from_dict, to_dict
 from rsn_tf.recipes import AUTHORS_BOX_PADDING
 
 Recipe = Literal["authors", "mmpose", "none"]
+Mode = Literal["authors", "mmpose"]
 
 # Every knob of AugmentConfig, per recipe (spec section 4). "authors" is COCO's attribute.py.
 RECIPE_DEFAULTS: dict[str, dict] = {
@@ -108,9 +109,10 @@ class AugmentConfig:
             raise ConfigError(f"augment.scale_range: expected 0 < low <= high, got {self.scale_range}")
 
     def resolved(self) -> "AugmentConfig":
-        """A copy with every ``None`` knob replaced by the recipe's default."""
+        """A copy with every ``None`` knob replaced by the recipe's default (``self`` if there is none)."""
         base = RECIPE_DEFAULTS[self.recipe]
-        return dataclasses.replace(self, **{k: v for k, v in base.items() if getattr(self, k) is None})
+        missing = {k: v for k, v in base.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **missing) if missing else self
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +128,14 @@ class DataConfig:
         (``categories[0].keypoints``/``skeleton``; MPII files default to "mpii").
       sigmas: OKS sigmas override (K values); flip_pairs: flip pairs override (0-based).
       augment: training augmentation.
+      mode: whose data rules the crops and targets follow, ``"authors"`` (the RSN release) or
+        ``"mmpose"`` (mmpose 1.x); ``None`` = the experiment's ``train.loss.mode`` (``"authors"``
+        outside an experiment). It sets the person box from the annotation (authors/HRNet:
+        ``x2 = x + w - 1`` clipped; mmpose: ``x2 = x + w``, both ends clipped to ``[0, W-1]``), the
+        centre/scale arithmetic and crop matrix construction (``geometry.get_affine_transform``),
+        the keypoint bounds rule (authors: a keypoint outside ``[0, W-1] x [0, H-1]`` of the crop is
+        invisible; mmpose: only the heatmap cell must fall on the map) and the default encode mode.
+      encode_mode: heatmap target rules (``codec.MegviiHeatmapCodec.encode_mode``); ``None`` = ``mode``.
       test_padding: eval box extension (w, h factors) before the aspect fix; authors (1.09, 1.135).
       num_parallel_calls: parallel decode/augment workers (-1 = tf.data.AUTOTUNE).
       shuffle_buffer: 0 = permute the whole instance list each epoch (indices only, cheap);
@@ -148,6 +158,8 @@ class DataConfig:
     sigmas: tuple[float, ...] | None = None
     flip_pairs: tuple[tuple[int, int], ...] | None = None
     augment: AugmentConfig = AugmentConfig()
+    mode: Mode | None = None
+    encode_mode: Mode | None = None
     test_padding: tuple[float, float] = AUTHORS_BOX_PADDING
     num_parallel_calls: int = -1
     shuffle_buffer: int = 0
@@ -160,6 +172,19 @@ class DataConfig:
     def __post_init__(self):
         if self.format not in ("coco", "mpii"):
             raise ConfigError(f"data.format: {self.format!r} is not one of ['coco', 'mpii']")
+        for name in ("mode", "encode_mode"):
+            if getattr(self, name) not in (None, "authors", "mmpose"):
+                raise ConfigError(f"data.{name}: {getattr(self, name)!r} is not one of ['authors', 'mmpose'] (or null)")
+
+    @property
+    def resolved_mode(self) -> str:
+        """``mode``, or ``"authors"`` when it is unset (experiments set it from ``train.loss.mode``)."""
+        return self.mode or "authors"
+
+    @property
+    def resolved_encode_mode(self) -> str:
+        """``encode_mode``, or the data ``mode``."""
+        return self.encode_mode or self.resolved_mode
 
     def path(self, value: str) -> str:
         """``value`` joined to ``root`` unless absolute ("" = ``root`` itself)."""

@@ -25,6 +25,9 @@ class Instances:
       source: the annotation file the rows came from (for error messages).
       description: what the file says it is (COCO ``info.description``; ``""`` if none), e.g.
         ``"rsn_tf synthetic people, seed 0"`` for the built-in synthetic set.
+      raw_boxes: [N, 4] float64 the annotation's ``bbox`` as written (before any clipping), or
+        ``None``; image_sizes: [N, 2] int64 (width, height) from the annotation file (0 = unknown),
+        or ``None``. Each reference clips the box differently (``DataConfig.mode``).
     """
 
     image_paths: tuple[str, ...]
@@ -38,6 +41,8 @@ class Instances:
     spec: KeypointSpec
     source: str = ""
     description: str = ""
+    raw_boxes: np.ndarray | None = None
+    image_sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -72,4 +77,6 @@ class Instances:
         return dataclasses.replace(
             self, image_paths=tuple(self.image_paths[i] for i in index), image_ids=self.image_ids[index],
             boxes=self.boxes[index], keypoints=self.keypoints[index], visible=self.visible[index],
-            areas=self.areas[index], scores=self.scores[index], ann_ids=self.ann_ids[index])
+            areas=self.areas[index], scores=self.scores[index], ann_ids=self.ann_ids[index],
+            raw_boxes=None if self.raw_boxes is None else self.raw_boxes[index],
+            image_sizes=None if self.image_sizes is None else self.image_sizes[index])

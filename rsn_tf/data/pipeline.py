@@ -3,8 +3,12 @@
 Data flow per instance (all numpy/OpenCV, run by ``tf.numpy_function`` inside a parallel
 ``Dataset.map``; OpenCV releases the GIL while decoding, warping and blurring):
 
-    read_image (BGR uint8) -> train_params/eval_params -> apply_crop (uint8 crop)
+    read_image (BGR uint8) -> person_box -> train_params/eval_params -> apply_crop (uint8 crop)
                            -> codec.encode_levels (one Gaussian kernel per head)
+
+``DataConfig.mode`` ("authors" or "mmpose") picks each reference's box, crop-matrix, bounds and
+encode rules (:mod:`rsn_tf.data.augment`, :mod:`rsn_tf.codec`); in "mmpose" mode a sample is
+bit-identical to mmpose's ``LoadImage -> GetBBoxCenterScale -> TopdownAffine -> GenerateTarget``.
 
 then, in the graph on whole batches, ``preprocess_tf`` (colour order, (x - mean) / std).
 
@@ -25,7 +29,7 @@ import time
 import numpy as np
 
 from rsn_tf.codec import MegviiHeatmapCodec, level_kernels
-from rsn_tf.data.augment import apply_crop, eval_params, train_params
+from rsn_tf.data.augment import apply_crop, eval_params, person_box, train_params
 from rsn_tf.data.config import DataConfig
 from rsn_tf.data.images import read_image
 from rsn_tf.data.instances import Instances
@@ -119,19 +123,27 @@ class SampleMaker:
         h, w = model_cfg.input_size
         self.output_size = (w, h)
         self.aspect_ratio = w / h
-        self.codec = MegviiHeatmapCodec(tuple(model_cfg.input_size))
+        self.mode = data_cfg.resolved_mode
+        self.codec = MegviiHeatmapCodec(tuple(model_cfg.input_size), encode_mode=data_cfg.resolved_encode_mode)
         self.kernels = level_kernels(model_cfg.num_stages)
         self.flip_pairs = instances.spec.flip_pairs
         self.skipped = 0
         self._lock = threading.Lock()
 
+    def box(self, index: int) -> np.ndarray:
+        """The person box of instance ``index`` in the data mode's form (:func:`augment.person_box`)."""
+        inst = self.instances
+        raw = None if inst.raw_boxes is None else inst.raw_boxes[index]
+        size = None if inst.image_sizes is None else inst.image_sizes[index]
+        return person_box(inst.boxes[index], raw, size, self.mode)
+
     def params(self, index: int, counter: int):
         inst = self.instances
         if not self.train:
-            return eval_params(inst.boxes[index], self.aspect_ratio, self.data_cfg.test_padding)
+            return eval_params(self.box(index), self.aspect_ratio, self.data_cfg.test_padding, self.mode)
         rng = np.random.default_rng([self.seed, 1, int(counter)])
-        return train_params(rng, inst.boxes[index], inst.keypoints[index], inst.visible[index], inst.spec,
-                            self.augment, self.aspect_ratio, self.data_cfg.test_padding)
+        return train_params(rng, self.box(index), inst.keypoints[index], inst.visible[index], inst.spec,
+                            self.augment, self.aspect_ratio, self.data_cfg.test_padding, self.mode)
 
     def __call__(self, index, counter):
         with _PythonCall():
@@ -153,8 +165,11 @@ class SampleMaker:
             log.warning("skipped instance %d (%s); %d skipped so far", index, e, count)
             return self._empty(params)
         crop, kpts, vis = apply_crop(image, inst.keypoints[index], inst.visible[index], params, self.output_size,
-                                     self.flip_pairs)
-        heatmaps, weights = self.codec.encode_levels(kpts, vis, self.kernels)
+                                     self.flip_pairs, self.mode)
+        # mmpose's encoder reads keypoints_visible = min(1, v); the authors' reads v (0/1/2).
+        enc_vis = np.minimum(vis, 1.0) if self.codec.encode_mode == "mmpose" else vis
+        heatmaps, weights = self.codec.encode_levels(kpts, enc_vis, self.kernels)
+        vis = np.where(weights > 0, vis, 0.0).astype(np.float32)
         return (crop, heatmaps, weights, vis, params.center.astype(np.float32), params.scale.astype(np.float32),
                 np.bool_(True))
 

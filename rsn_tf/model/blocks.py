@@ -13,7 +13,14 @@ from keras import layers
 
 import numpy as np
 
-from rsn_tf.model.layers import ChannelSplit, SpaceToDepth
+from rsn_tf.model.layers import BatchNorm, ChannelSplit, SpaceToDepth
+
+
+def batch_norm(config, name: str) -> BatchNorm:
+    """The BatchNorm layer of every conv_bn (and the PRM's): PyTorch's eps 1e-5, momentum 0.1 and
+    running-variance update (see :class:`rsn_tf.model.layers.BatchNorm`)."""
+    return BatchNorm(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
+                     running_variance=config.bn_running_variance, name=name)
 
 
 def conv_bn(x, filters, kernel_size, *, strides=1, relu=True, name, config, groups=1, torch_pad=None):
@@ -33,7 +40,7 @@ def conv_bn(x, filters, kernel_size, *, strides=1, relu=True, name, config, grou
     else:
         x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                           groups=groups, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum, name=f"{name}_bn")(x)
+    x = batch_norm(config, f"{name}_bn")(x)
     if relu:
         x = layers.ReLU(name=f"{name}_relu")(x)
     return x
@@ -50,8 +57,7 @@ def apply_stem(x, config, name="stem"):
         x = SpaceToDepth(2, name=f"{name}_conv_s2d")(x)
         x = layers.ZeroPadding2D(((2, 1), (2, 1)), name=f"{name}_conv_pad")(x)
         x = layers.Conv2D(config.stem_channels, 4, padding="valid", use_bias=False, name=f"{name}_conv_conv")(x)
-        x = layers.BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
-                                      name=f"{name}_conv_bn")(x)
+        x = batch_norm(config, f"{name}_conv_bn")(x)
         x = layers.ReLU(name=f"{name}_conv_relu")(x)
     else:
         x = conv_bn(x, config.stem_channels, 7, strides=2, torch_pad=3, name=f"{name}_conv", config=config)

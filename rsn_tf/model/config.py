@@ -56,6 +56,9 @@ class ModelConfig:
         shape, so weights move with that function. A deploy-time switch: int8 XNNPACK runs the
         12-channel conv ~1.6x faster than the 3-channel one.
       bn_epsilon, bn_momentum: BatchNorm settings (PyTorch eps 1e-5, momentum 0.1 == Keras 0.9).
+      bn_running_variance: how training updates the moving variance: ``"unbiased"`` (PyTorch's
+        ``BatchNorm2d``, what mmpose and the authors train with) or ``"biased"`` (Keras' own
+        ``BatchNormalization``); see :class:`rsn_tf.model.layers.BatchNorm`.
       preprocessing: the pixel normalisation the weights expect.
     """
 
@@ -78,6 +81,7 @@ class ModelConfig:
     stem_space_to_depth: bool = False
     bn_epsilon: float = 1e-5
     bn_momentum: float = 0.9
+    bn_running_variance: Literal["unbiased", "biased"] = "unbiased"
     preprocessing: Preprocessing = Preprocessing()
 
     def __post_init__(self):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from rsn_tf.model.blocks import BLOCKS, apply_stem, conv_bn, stem_kernel_to_space_to_depth
+from rsn_tf.model.blocks import BLOCKS, apply_stem, batch_norm, conv_bn, stem_kernel_to_space_to_depth
 from rsn_tf.model.config import ModelConfig
 from rsn_tf.model.layers import PRMGate, ResizeAlignCorners
 
@@ -89,7 +89,7 @@ def apply_prm(x, config: ModelConfig, name: str, out_name: str):
         a = gap
         for i in (1, 2):
             a = layers.Dense(k, name=f"{name}_mid{i}_fc")(a)
-            a = layers.BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum, name=f"{name}_mid{i}_bn")(a)
+            a = batch_norm(config, f"{name}_mid{i}_bn")(a)
             a = layers.ReLU(name=f"{name}_mid{i}_relu")(a)
         a = layers.Reshape((1, 1, k), name=f"{name}_mid_reshape")(a)
     alpha = layers.Activation("sigmoid", name=f"{name}_alpha")(a)

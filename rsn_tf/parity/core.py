@@ -36,6 +36,37 @@ class Fixture:
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k in self.arrays.files if k.startswith(prefix)]
 
+    def field(self, *path, default=KeyError):
+        """``manifest[path[0]][path[1]]...``; a missing field is one clear KeyError (or ``default``)."""
+        node = self.manifest
+        for i, key in enumerate(path):
+            if not isinstance(node, dict) or key not in node:
+                if default is not KeyError:
+                    return default
+                where = ".".join(str(p) for p in path[:i + 1])
+                raise KeyError(f"{self.json_path}: manifest field {where!r} is missing (this fixture kind needs it)")
+            node = node[key]
+        return node
+
+
+def data_files(fixture: Fixture, data_dir: str | None, names) -> dict[str, str]:
+    """Paths of the files the manifest names by file name (images, annotation/detection files) in ``data_dir``.
+
+    Every name is checked before any long work: one FileNotFoundError lists what is missing and says to
+    pass ``--data DIR`` (the folder holding them).
+    """
+    names = list(dict.fromkeys(str(n) for n in names))
+    if data_dir is None:
+        raise FileNotFoundError(f"{fixture.json_path} names data files ({', '.join(names[:3])}"
+                                f"{' ...' if len(names) > 3 else ''}); pass --data DIR, the folder holding them")
+    paths = {n: os.path.join(data_dir, n) for n in names}
+    missing = [n for n, p in paths.items() if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of the {len(names)} files {fixture.json_path} names are not in "
+                                f"{data_dir}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; "
+                                "pass --data DIR, the folder holding the fixture's images and annotation files")
+    return paths
+
 
 def load_fixture(path: str) -> Fixture:
     """Load ``NAME.npz`` + ``NAME.json`` given either path; one clear error for a missing or bad file."""
@@ -72,6 +103,7 @@ class Check:
       unit: what the figures measure, e.g. ``"rel"``, ``"px"``, ``"abs (0..255)"``.
       source: where the tolerance comes from, e.g. ``"3x fixture sensitivity"``.
       detail: anything else worth one line (where the worst value is, counts).
+      extra: machine-readable figures behind the line (kept in ``to_dict``; not printed).
     """
 
     name: str
@@ -81,10 +113,13 @@ class Check:
     unit: str = ""
     source: str = ""
     detail: str = ""
+    extra: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        self.worst, self.tolerance = float(self.worst), float(self.tolerance)
         if self.passed is None:
             self.passed = bool(np.isfinite(self.worst) and self.worst <= self.tolerance)
+        self.passed = bool(self.passed)
 
     def line(self) -> str:
         status = "ok  " if self.passed else "FAIL"

@@ -78,6 +78,9 @@ class OptimizerConfig:
         ``Adam(weight_decay=...)``, what the authors ran); ``decoupled`` is Keras' ``weight_decay``
         (``w -= lr * wd * w``, AdamW style).
       beta_1, beta_2, epsilon: Adam constants (PyTorch defaults).
+      epsilon_mode: ``torch`` adds ``epsilon`` to the bias-corrected root, as ``torch.optim.Adam``
+        (both references); ``keras`` to the raw root, as ``keras.optimizers.Adam`` (see
+        :mod:`rsn_tf.training.optimizer`).
       clipnorm: per-variable gradient norm clip (``None`` = off; the references do not clip).
     """
 
@@ -89,6 +92,7 @@ class OptimizerConfig:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8
+    epsilon_mode: Literal["torch", "keras"] = "torch"
     clipnorm: float | None = None
 
 
@@ -217,7 +221,11 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole training experiment (see module docstring)."""
+    """A whole training experiment (see module docstring).
+
+    ``data.mode`` left unset takes ``train.loss.mode``, so ``loss: {mode: mmpose}`` alone makes the
+    crops and targets mmpose's too (and ``data.encode_mode`` follows ``data.mode``).
+    """
 
     name: str = ""
     model: ModelSection = ModelSection()
@@ -225,6 +233,8 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
 
     def __post_init__(self):
+        if self.data.mode is None:
+            object.__setattr__(self, "data", dataclasses.replace(self.data, mode=self.train.loss.mode))
         if self.train.evaluation.every and self.data.format != "coco":
             raise ConfigError(f"train.evaluation: COCO AP needs a COCO-format val split (data.format is "
                               f"{self.data.format!r}); set train.evaluation.every=0")
