@@ -1,4 +1,4 @@
-"""The RSN training loss: coarse-to-fine heatmap L2 plus online hard keypoint mining (spec section 3).
+"""The RSN training loss: coarse-to-fine heatmap L2 plus online hard keypoint mining.
 
 Every stage has 4 heads (units coarse -> fine). Heads 0-2 of each stage get a heatmap MSE weighted
 0.25; head 3 gets OHKM (the mean of the ``topk`` largest per-keypoint MSEs) weighted 1. The total is

@@ -120,7 +120,7 @@ def test_public_architectures_are_inferred(preset):
     shapes = mmpose_shapes(RSNModel(config))
     fake = {k: np.broadcast_to(np.float32(0), s) for k, s in shapes.items()}  # no memory for the weights
     assert infer_config(fake, SIZE) == config
-    # learnable parameters (BN running stats excluded) == mmpose's count (RSN_SPEC 2.1)
+    # learnable parameters (BN running stats excluded) == mmpose's count (its model summary)
     params = sum(int(np.prod(s)) for k, s in shapes.items() if not k.endswith(("running_mean", "running_var")))
     assert round(params / 1e6, 3) == {"rsn50": 19.329, "2xrsn50": 39.262, "3xrsn50": 59.195}[preset]
 

@@ -187,7 +187,7 @@ def test_agreement_report(exported):
     for set_name, rows in report["sets"].items():
         assert set(rows) == set(FORMATS)
         assert f"## {set_name}" in md
-        for fmt in ("saved_model", "tflite_fp32", "onnx"):  # the issue's fp32 target, on any weights
+        for fmt in ("saved_model", "tflite_fp32", "onnx"):  # the fp32 formats' agreement target, on any weights
             assert rows[fmt]["heatmap_rel_max"] <= 1e-4, (set_name, fmt, rows[fmt])
             assert rows[fmt]["target"]["ok"]
         assert rows["tflite_int8"]["keypoint_mean_hm_px"] >= 0  # judged strictly only on a trained model

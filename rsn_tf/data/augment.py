@@ -4,7 +4,7 @@ A crop is fully described by :class:`CropParams` (center, scale in image pixels,
 horizontal flip). :func:`apply_crop` warps the image and moves the keypoints with the same affine
 (``rsn_tf.geometry``), so predictions map back with its inverse.
 
-Recipes (spec section 4):
+Recipes:
 - "authors" (the RSN release, ``JointsDataset``): box x ``box_ext`` x (1 + U*random_ext), aspect fix;
   half body with prob p if > 3 labelled joints (upper chosen if ``randn() < 0.5``, the authors' normal
   draw); scale x U(scale_range); rotation U(+-max) with prob p; flip with prob p.

@@ -23,7 +23,8 @@ from rsn_tf.recipes import AUTHORS_BOX_PADDING
 Recipe = Literal["authors", "mmpose", "none"]
 Mode = Literal["authors", "mmpose"]
 
-# Every knob of AugmentConfig, per recipe (spec section 4). "authors" is COCO's attribute.py.
+# Every knob of AugmentConfig, per recipe. "authors" is the RSN release's COCO ``attribute.py``;
+# "mmpose" the train pipeline of mmpose 1.x's RSN configs (``rsn_tf/data/augment.py`` says what each does).
 RECIPE_DEFAULTS: dict[str, dict] = {
     "authors": dict(
         flip_prob=0.5,
@@ -64,7 +65,7 @@ RECIPE_DEFAULTS["none"] = dict(RECIPE_DEFAULTS["authors"], flip_prob=0.0, half_b
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """Training augmentation (spec section 4). ``None`` = the recipe's default (see ``RECIPE_DEFAULTS``).
+    """Training augmentation (:mod:`rsn_tf.data.augment`). ``None`` = the recipe's default (see ``RECIPE_DEFAULTS``).
 
     Attributes:
       recipe: "authors" (RSN release, default), "mmpose" (mmpose 1.x RSN configs) or "none".

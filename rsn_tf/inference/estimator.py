@@ -1,4 +1,5 @@
-"""Top-down pose estimation: image + person boxes -> keypoints in image pixels (spec section 5).
+"""Top-down pose estimation: image + person boxes -> keypoints in image pixels (each step's
+constants per recipe: :mod:`rsn_tf.recipes`).
 
 Data flow, per person box:
   box [x, y, w, h] -> region (center, scale) with the test box extension and the aspect fix

@@ -97,7 +97,7 @@ def rsb_branch_width(in_channels: int, planes: int, config) -> int:
 
 
 def apply_rsb(x, planes, *, strides, name, config):
-    """Residual Steps Block (spec 1.4). [N,H,W,Cin] -> [N,H/s,W/s,planes*expansion].
+    """Residual Steps Block (the paper's RSB, Fig. 2). [N,H,W,Cin] -> [N,H/s,W/s,planes*expansion].
 
     One 1x1 conv to ``num_steps*b`` channels, split into ``num_steps`` chunks; branch i (1-based)
     has i 3x3 steps, step j of branch i also receiving step j of branch i-1 (if i > j); the last

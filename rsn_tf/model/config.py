@@ -117,7 +117,7 @@ class ModelConfig:
 
 
 _RSN = dict(block="rsb", expansion=1, branch_width="input")
-# MegEngine's RSN-50 family (spec 2.2): planes-based branch width, expansion 4, [5,5,6,3], narrower planes.
+# The authors' MegEngine RSN-50 family (the paper's GFLOPs): planes-based branch width, expansion 4, [5,5,6,3], narrower planes.
 _PAPER50 = dict(block="rsb", expansion=4, branch_width="planes", num_blocks=(5, 5, 6, 3), planes=(64, 128, 192, 384))
 
 PRESETS: dict[str, dict] = {

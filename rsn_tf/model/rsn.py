@@ -1,4 +1,6 @@
-"""The RSN network family as one Keras functional model (spec sections 1.1-1.6).
+"""The RSN network family as one Keras functional model (Cai et al., "Learning Delicate Local
+Representations for Multi-Person Pose Estimation", ECCV 2020: stem, Residual Steps Blocks, the
+4-level downsample / upsample module, multi-stage stacking, Pose Refine Machine).
 
 Data flow: crop [N,H,W,3] (normalised) -> stem [N,H/4,W/4,64] -> S single-stage modules, each a
 4-level downsample module of blocks then a 4-unit upsample/global net -> per unit a heatmap head.

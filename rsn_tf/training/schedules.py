@@ -1,4 +1,5 @@
-"""Learning-rate schedules of the references, as serialisable Keras schedules (spec section 6).
+"""Learning-rate schedules of the references, as serialisable Keras schedules (the
+hyper-parameters of each recipe are in ``configs/`` and ``docs/training.md``).
 
 ``WarmupLinearDecay`` (authors: ``LambdaLR`` of ``lib/utils/solver.py``): the factor rises linearly
 from ``warmup_factor`` to 1 over ``warmup_steps`` optimizer steps, then falls linearly to 0 at
