@@ -50,6 +50,17 @@ class Figure:
     area: float
 
 
+def place_face(p, head_c, right, up, head_r: float, facing: float, face_dx: float) -> None:
+    """Set the nose, eyes and ears of ``p`` [17, 2] in place: a head of radius ``head_r`` centred at
+    ``head_c``, ``right``/``up`` the torso frame's unit vectors, ``facing`` = cos(yaw), ``face_dx`` the
+    face's sideways shift toward where the figure looks."""
+    p[NOSE] = head_c + right * face_dx - up * head_r * 0.15
+    p[L_EYE] = head_c + right * (face_dx + head_r * 0.38 * facing) + up * head_r * 0.22
+    p[R_EYE] = head_c + right * (face_dx - head_r * 0.38 * facing) + up * head_r * 0.22
+    p[L_EAR] = head_c + right * (head_r * 0.82 * facing + face_dx * 0.3) + up * head_r * 0.05
+    p[R_EAR] = head_c - right * (head_r * 0.82 * facing - face_dx * 0.3) + up * head_r * 0.05
+
+
 def _rot(v, deg):
     a = np.deg2rad(deg)
     c, s = np.cos(a), np.sin(a)
@@ -78,11 +89,7 @@ def sample_pose(rng: np.random.Generator, pelvis, height: float) -> tuple[np.nda
     p[L_HIP], p[R_HIP] = pelvis + right * hw, pelvis - right * hw
     face_dx = yaw_sign * np.sqrt(max(0.0, 1 - facing ** 2)) * head_r * 0.7
     up = -down
-    p[NOSE] = head_c + right * face_dx - up * head_r * 0.15
-    p[L_EYE] = head_c + right * (face_dx + head_r * 0.38 * facing) + up * head_r * 0.22
-    p[R_EYE] = head_c + right * (face_dx - head_r * 0.38 * facing) + up * head_r * 0.22
-    p[L_EAR] = head_c + right * (head_r * 0.82 * facing + face_dx * 0.3) + up * head_r * 0.05
-    p[R_EAR] = head_c - right * (head_r * 0.82 * facing - face_dx * 0.3) + up * head_r * 0.05
+    place_face(p, head_c, right, up, head_r, facing, face_dx)
 
     def chain(start, side, a1, a2, l1, l2):
         d1 = down * np.cos(np.deg2rad(a1)) + right * side * np.sin(np.deg2rad(a1))

@@ -38,9 +38,9 @@ import os
 import cv2
 import numpy as np
 
-from rsn_tf.data.synth import (L_ANK, L_EAR, L_ELB, L_EYE, L_HIP, L_KNE, L_SHO, L_WRI, NOSE, R_ANK, R_EAR, R_ELB,
-                               R_EYE, R_HIP, R_KNE, R_SHO, R_WRI, Appearance, _rot, draw_background, draw_figure,
-                               figure_record, sample_appearance)
+from rsn_tf.data.synth import (L_ANK, L_ELB, L_HIP, L_KNE, L_SHO, L_WRI, R_ANK, R_ELB, R_HIP, R_KNE, R_SHO, R_WRI,
+                               Appearance, _rot, draw_background, draw_figure, figure_record, place_face,
+                               sample_appearance)
 from rsn_tf.io_utils import atomic_path, write_json
 from rsn_tf.keypoints import COCO
 
@@ -130,11 +130,7 @@ def pose_at(person: Person, t: float) -> tuple[np.ndarray, dict]:
     # the face turns a little toward the walking direction
     face_dx = (direction if moving else 1.0) * np.sqrt(max(0.0, 1 - facing ** 2)) * head_r * 0.7
     up = -down
-    p[NOSE] = head_c + right * face_dx - up * head_r * 0.15
-    p[L_EYE] = head_c + right * (face_dx + head_r * 0.38 * facing) + up * head_r * 0.22
-    p[R_EYE] = head_c + right * (face_dx - head_r * 0.38 * facing) + up * head_r * 0.22
-    p[L_EAR] = head_c + right * (head_r * 0.82 * facing + face_dx * 0.3) + up * head_r * 0.05
-    p[R_EAR] = head_c - right * (head_r * 0.82 * facing - face_dx * 0.3) + up * head_r * 0.05
+    place_face(p, head_c, right, up, head_r, facing, face_dx)
 
     def chain(start, side, a1, a2, l1, l2):  # a1: away from the body's midline; a2: bend at the middle joint
         d1 = down * np.cos(np.deg2rad(a1)) + right * side * np.sin(np.deg2rad(a1))
