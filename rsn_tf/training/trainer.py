@@ -59,14 +59,14 @@ class RSNTrainer(keras.Model):
         return self.rsn_loss(y, y_pred, sample_weight)
 
     def train_step(self, data):
-        images, targets = data
+        images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)  # (x, y) or train_on_batch's (x, y, None)
         loss = replica_train_step(self.rsn, self.optimizer, self.rsn_loss, images, targets)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.loss_tracker.update_state(loss * replicas, sample_weight=tf.shape(images)[0])
         return {"loss": self.loss_tracker.result()}
 
     def test_step(self, data):
-        images, targets = data
+        images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)  # (x, y) or train_on_batch's (x, y, None)
         total, count = replica_eval_sums(self.rsn, self.rsn_loss, images, targets)
         self.loss_tracker.update_state(tf.math.divide_no_nan(total, count), sample_weight=count)
         return {"loss": self.loss_tracker.result()}
