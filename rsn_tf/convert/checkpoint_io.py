@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 
-from rsn_tf.convert import torch_pickle
+from rsn_tf.convert.torch_pickle import load as load_torch_pickle
 
 TORCH_HINT = "install PyTorch to read it (pip install rsn_tf[torch]) or save the state dict as .npz"
 
@@ -62,7 +62,7 @@ def _load_torch(path):
         raise CheckpointError(f"{path}: truncated or damaged PyTorch checkpoint: it starts as a zip-format torch "
                               f"file but its zip directory is missing ({size:,} bytes); download it again")
     try:
-        return torch_pickle.load(path), fmt
+        return load_torch_pickle(path), fmt
     except Exception as e:  # any failure of the pure reader: a non-checkpoint, or a format it lacks
         first_error = str(e).replace(f"{path}: ", "")
         if first_error.startswith("truncated"):
