@@ -150,3 +150,31 @@ def test_wrong_files_get_one_clear_error(state_dict, tmp_path):
     open(empty, "wb").close()
     with pytest.raises(CheckpointError, match="empty file"):
         from_mmpose(empty)
+
+
+def test_keras_files_saved_with_the_stock_batchnorm_still_load(tmp_path, monkeypatch):
+    """rsn_tf's BatchNormalization (PyTorch's training statistics) replaced Keras' own layer; a ``.keras``
+    file from before (weights stored under ``layers/batch_normalization_N``) must load, weights intact."""
+    import keras
+
+    import rsn_tf
+    from rsn_tf.model import ModelConfig, build_rsn
+    from rsn_tf.model import blocks
+
+    cfg = ModelConfig(input_size=(64, 64), num_blocks=(1, 1, 1, 1), num_keypoints=3)
+    with monkeypatch.context() as m:  # build and save as an earlier version did: the stock Keras layer
+        m.setattr(blocks, "BatchNormalization",
+                  lambda running_variance=None, **kw: keras.layers.BatchNormalization(**kw))
+        old = build_rsn(cfg)
+        assert type(old.get_layer("stem_conv_bn")) is keras.layers.BatchNormalization
+        rng = np.random.default_rng(0)
+        for layer in old.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):  # distinct statistics, so a mix-up shows
+                layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+        path = str(tmp_path / "old.keras")
+        old.save(path)
+    x = rng.normal(size=(2, 64, 64, 3)).astype(np.float32)
+    new = rsn_tf.load_model(path)
+    assert type(new.get_layer("stem_conv_bn")).__module__ == "rsn_tf.model.layers"
+    for a, b in zip(old(x, training=False), new(x, training=False)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)

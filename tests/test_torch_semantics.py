@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rsn_tf.model.layers import BatchNorm
+from rsn_tf.model.layers import BatchNormalization
 from rsn_tf.training.optimizer import AdamL2
 from rsn_tf.training.schedules import WarmupLinearDecay, WarmupStepDecay
 
@@ -17,7 +17,7 @@ def _torch():
 
 
 def _bn_pair(c, rng):
-    layer = BatchNorm(epsilon=1e-5, momentum=0.9)
+    layer = BatchNormalization(epsilon=1e-5, momentum=0.9)
     layer.build((None, 8, 6, c))
     layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
     layer.beta.assign(rng.normal(0, 0.1, c).astype(np.float32))
@@ -47,7 +47,7 @@ def test_batchnorm_moving_variance_is_the_unbiased_batch_variance():
     np.testing.assert_allclose(layer.moving_mean.numpy(), 0.9 * old_m + 0.1 * x64.mean((0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(layer.moving_variance.numpy(), 0.9 * old_v + 0.1 * x64.var((0, 1, 2)) * n / (n - 1),
                                rtol=1e-6)
-    biased = BatchNorm(running_variance="biased", epsilon=1e-5, momentum=0.9)
+    biased = BatchNormalization(running_variance="biased", epsilon=1e-5, momentum=0.9)
     biased.build(x.shape)
     biased.moving_variance.assign(old_v)
     biased(x, training=True)
@@ -72,7 +72,7 @@ def test_batchnorm_sums_are_accurate_where_one_float32_pass_is_not():
     """6 x 128 x 96 values per channel with a large mean: tf.nn.moments loses ~1e-3 of the variance."""
     rng = np.random.default_rng(2)
     x = (rng.standard_normal((6, 128, 96, 3)) * 0.5 + 4.0).astype(np.float32)
-    layer = BatchNorm(epsilon=1e-5, momentum=0.0)  # moving stats = this batch's
+    layer = BatchNormalization(epsilon=1e-5, momentum=0.0)  # moving stats = this batch's
     layer.build(x.shape)
     layer(x, training=True)
     n = x[..., 0].size
@@ -111,10 +111,10 @@ def test_batchnorm_matches_torch_batchnorm2d_in_training():
 
 def test_batchnorm_saves_and_reloads(tmp_path):
     inp = keras.Input((8, 6, 3))
-    model = keras.Model(inp, BatchNorm(running_variance="biased", epsilon=1e-5, name="bn")(inp))
+    model = keras.Model(inp, BatchNormalization(running_variance="biased", epsilon=1e-5, name="bn")(inp))
     model.save(tmp_path / "m.keras")
     back = keras.saving.load_model(tmp_path / "m.keras")
-    assert isinstance(back.get_layer("bn"), BatchNorm) and back.get_layer("bn").running_variance == "biased"
+    assert isinstance(back.get_layer("bn"), BatchNormalization) and back.get_layer("bn").running_variance == "biased"
 
 
 def _torch_adam_reference(grads, w0, lr, steps, eps=1e-8, l2=0.0, b1=0.9, b2=0.999):

@@ -13,13 +13,13 @@ from keras import layers
 
 import numpy as np
 
-from rsn_tf.model.layers import BatchNorm, ChannelSplit, SpaceToDepth
+from rsn_tf.model.layers import BatchNormalization, ChannelSplit, SpaceToDepth
 
 
-def batch_norm(config, name: str) -> BatchNorm:
+def batch_norm(config, name: str) -> BatchNormalization:
     """The BatchNorm layer of every conv_bn (and the PRM's): PyTorch's eps 1e-5, momentum 0.1 and
-    running-variance update (see :class:`rsn_tf.model.layers.BatchNorm`)."""
-    return BatchNorm(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
+    running-variance update (see :class:`rsn_tf.model.layers.BatchNormalization`)."""
+    return BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
                      running_variance=config.bn_running_variance, name=name)
 
 

@@ -58,7 +58,7 @@ class ModelConfig:
       bn_epsilon, bn_momentum: BatchNorm settings (PyTorch eps 1e-5, momentum 0.1 == Keras 0.9).
       bn_running_variance: how training updates the moving variance: ``"unbiased"`` (PyTorch's
         ``BatchNorm2d``, what mmpose and the authors train with) or ``"biased"`` (Keras' own
-        ``BatchNormalization``); see :class:`rsn_tf.model.layers.BatchNorm`.
+        ``BatchNormalization``); see :class:`rsn_tf.model.layers.BatchNormalization`.
       preprocessing: the pixel normalisation the weights expect.
     """
 

@@ -97,8 +97,12 @@ class PRMGate(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class BatchNorm(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """BatchNormalization with PyTorch's training statistics (what both references train with).
+
+    Named as Keras' own layer on purpose: ``.keras`` files store a layer's weights under its class
+    name in snake case (``layers/batch_normalization_N``), so models saved with the stock layer by
+    earlier rsn_tf versions load into this one unchanged (``tests/test_checkpoints.py``).
 
     In training, the input is normalised with the batch mean and the *biased* batch variance, as in
     Keras and PyTorch alike, and the moving statistics are updated as PyTorch's ``BatchNorm2d`` does
