@@ -3,7 +3,8 @@
 ``replica_train_step`` either way.
 
 The batch is [a, b, a, b] so each replica sees [a, b]: BatchNorm statistics are then identical to
-the single-device ones and any gradient difference is the loss scaling. Prints a JSON line.
+the single-device ones (with Keras' biased running variance, below) and any gradient difference is
+the loss scaling. Prints a JSON line.
 Usage: python dist_mirrored.py
 """
 import json
@@ -30,7 +31,10 @@ from rsn_tf.training.distribute import make_strategy  # noqa: E402
 from rsn_tf.training.step import make_distributed_train_step  # noqa: E402
 from rsn_tf.training.trainer import RSNTrainer  # noqa: E402
 
-cfg = resolve_experiment(tiny_experiment()).model_config()
+# Keras' biased running variance: with PyTorch's unbiased one (the default) each replica corrects by
+# its own n/(n-1) (n = its local N*H*W, half the single device's), so the moving variances would differ
+# by design (~2e-3 on the tiny model's 2x2 maps), as in PyTorch DDP without SyncBatchNorm.
+cfg = resolve_experiment(tiny_experiment()).model_config().replace(bn_running_variance="biased")
 images, targets = fake_arrays(cfg, 2, seed=3)
 images4 = np.concatenate([images, images])
 targets4 = {k: np.concatenate([v, v]) for k, v in targets.items()}
