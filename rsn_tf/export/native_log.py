@@ -8,6 +8,7 @@ Both write straight to the process's stderr (file descriptor 2), where no Python
   conversion.
 - LiteRT's minimal logger prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` when the first
   XNNPACK interpreter of a process is built (ai-edge-litert 2.3 offers no setting for its log level).
+- (:data:`TF_STARTUP`) TensorFlow's oneDNN note at ``import tensorflow`` (``rsn_tf.cli``).
 
 :func:`without_native_chatter` sends fd 2 to a temporary file for the length of one such call, then writes
 back every line except exactly these; if the call raises, everything is written back.
@@ -19,6 +20,14 @@ import os
 import re
 import sys
 import tempfile
+
+#: TensorFlow's own start-up lines that ``TF_CPP_MIN_LOG_LEVEL`` does not reach (absl prints them before
+#: its logging is initialised): the absl notice and oneDNN's "custom operations are on" (TF 2.21 prints
+#: the pair twice while ``import tensorflow`` runs, with oneDNN on). The CLI drops them at that import.
+TF_STARTUP = (
+    re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"),
+    re.compile(r"I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*"),
+)
 
 #: The lines dropped (full-line matches).
 CHATTER = (
