@@ -176,9 +176,15 @@ def test_ctrl_c_leaves_a_playable_partial_output(oracle_clip, tmp_path):
     def on_frame(index, poses):
         if index == 12:
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered to this process
+            time.sleep(5)  # Python runs the handler here (the sleep is interrupted): KeyboardInterrupt at frame 12
 
-    res = run_video(est, frames, str(tmp_path), clip["truth"], load_video_config(), fps=20, progress=False,
-                    on_frame=on_frame)
+    # Python's own Ctrl-C handler, as a fresh `rsn video` process has it (not whatever an earlier test left)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        res = run_video(est, frames, str(tmp_path), clip["truth"], load_video_config(), fps=20, progress=False,
+                        on_frame=on_frame)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert res["interrupted"] and not res["complete"]
     with open(res["poses"]) as f:
         doc = json.load(f)
