@@ -114,7 +114,7 @@ def _default_with_reason(metadata: dict | None) -> tuple[str, str]:
     mode = (((meta.get("experiment") or {}).get("train") or {}).get("loss") or {}).get("mode")
     if mode in RECIPES:
         return mode, f"the model was trained with the {mode} loss mode"
-    return "authors", "the default (the model's metadata names no recipe)"
+    return "authors", "the default: the model's metadata names no recipe"
 
 
 def resolve_recipe(explicit: str | None, metadata: dict | None) -> tuple[TestRecipe, str]:
