@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import pin_cores  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.path.join(REPO, "..", "shared"))
@@ -49,14 +52,6 @@ def repeated_coco(source_ann: str, out_path: str, repeat: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------- rsn_tf worker
-def _pin(cores: int) -> list[int]:
-    cpus = sorted(os.sched_getaffinity(0))[:cores]
-    os.sched_setaffinity(0, cpus)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(cores)
-    return cpus
-
-
 def _data_config(ann: str, images: str):
     from rsn_tf.data.config import AugmentConfig, DataConfig
 
@@ -65,7 +60,7 @@ def _data_config(ann: str, images: str):
 
 
 def rsn_tf_worker(args) -> dict:
-    cpus = _pin(args.cores)
+    cpus = pin_cores(args.cores)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.cores)
@@ -94,7 +89,7 @@ def rsn_tf_worker(args) -> dict:
 
 def rsn_tf_profile(args) -> dict:
     """One core, no tf.data: per-sample seconds in total and inside OpenCV (GIL released) vs the rest."""
-    _pin(1)
+    pin_cores(1)
     import cv2
     import numpy as np
 

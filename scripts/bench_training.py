@@ -31,12 +31,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.path.join(REPO, "..", "shared"))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-from bench_input_pipeline import _pin, cpu_model, repeated_coco  # noqa: E402
+from bench_common import pin_cores  # noqa: E402
+from bench_input_pipeline import cpu_model, repeated_coco  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------- rsn_tf worker
 def rsn_tf_worker(args) -> int:
-    cpus = _pin(args.threads)
+    cpus = pin_cores(args.threads)
     import keras
     import numpy as np
     import tensorflow as tf

@@ -20,13 +20,8 @@ import os
 import sys
 import time
 
-
-def _pin(cores: int) -> list[int]:
-    cpus = sorted(os.sched_getaffinity(0))[:cores]
-    os.sched_setaffinity(0, cpus)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(cores)
-    return cpus
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import pin_cores  # noqa: E402
 
 
 def _imports(tools: str, opencv_path: str | None):
@@ -55,7 +50,7 @@ def _dataset(cfg, ann: str, images: str, pipeline):
 
 
 def run_pipeline(args) -> int:
-    cpus = _pin(args.cores)
+    cpus = pin_cores(args.cores)
     _imports(args.tools, args.opencv_path)
     import cv2
     import torch
@@ -93,7 +88,7 @@ def run_pipeline(args) -> int:
 
 
 def run_train(args) -> int:
-    cpus = _pin(args.threads)
+    cpus = pin_cores(args.threads)
     _imports(args.tools, args.opencv_path)
     import torch
     from mmengine.dataset import pseudo_collate
