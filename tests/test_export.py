@@ -433,34 +433,12 @@ def test_heatmap_fn_traces_once_per_model():
 def test_export_package_is_a_tree_around_a_leaf_core():
     """No import cycle among rsn_tf.export and rsn_tf.bench (every import statement, function-level ones
     included), and rsn_tf.export.core imports no other export module."""
-    import ast
+    from helpers.import_graph import cycles_through, import_graph
 
-    from conftest import REPO
-
-    graph = {}
-    for package in ("export", "bench"):
-        folder = os.path.join(REPO, "rsn_tf", package)
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".py"):
-                module = f"rsn_tf.{package}." + name[:-3]
-                tree = ast.parse(open(os.path.join(folder, name)).read())
-                deps = set()
-                for node in ast.walk(tree):
-                    if isinstance(node, ast.ImportFrom) and node.module:
-                        deps.add(node.module)
-                        deps.update(f"{node.module}.{a.name}" for a in node.names)
-                    elif isinstance(node, ast.Import):
-                        deps.update(a.name for a in node.names)
-                graph[module.removesuffix(".__init__")] = deps
-    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
-    assert graph["rsn_tf.export.core"] == set()
-
-    def visit(module, path):
-        assert module not in path, " -> ".join([*path, module])
-        for dep in graph[module]:
-            visit(dep, [*path, module])
-    for module in graph:
-        visit(module, [])
+    graph = import_graph()
+    assert not {d for d in graph["rsn_tf.export.core"] if d.startswith("rsn_tf.export")}
+    assert "rsn_tf.export.exporter" not in graph["rsn_tf.export.agreement"]
+    assert cycles_through(graph, "rsn_tf.export") == [] and cycles_through(graph, "rsn_tf.bench") == []
 
 
 def test_coco_crops_are_pipeline_crops():
