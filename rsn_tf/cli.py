@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.abc
-import importlib.util
 import logging
 import os
 import sys
+
+from rsn_tf.import_hooks import around_first_import
 
 # name -> module. Order is the order shown in --help.
 COMMANDS = {
@@ -49,31 +49,16 @@ def _quiet_tf(verbose: bool = False) -> None:
     if not verbose:
         for name in ("tensorflow", "absl", "keras", "tf2onnx"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
-            sys.meta_path.insert(0, _QuietTensorFlowImport())
+        around_first_import("tensorflow", _exec_quietly)
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Runs ``import tensorflow`` (whenever a command first needs it) with fd 2 captured, dropping only
+def _exec_quietly(exec_module, module) -> None:
+    """``import tensorflow`` (whenever a command first needs it) with fd 2 captured, dropping only
     TensorFlow's start-up lines that no log level reaches (:data:`rsn_tf.export.native_log.TF_STARTUP`)."""
+    from rsn_tf.export.native_log import TF_STARTUP, without_native_chatter
 
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # once; the real finders answer the lookup below
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_quietly(module):
-            from rsn_tf.export.native_log import TF_STARTUP, without_native_chatter
-
-            with without_native_chatter(TF_STARTUP):
-                exec_module(module)
-
-        spec.loader.exec_module = exec_quietly
-        return spec
+    with without_native_chatter(TF_STARTUP):
+        exec_module(module)
 
 
 class _StderrHandler(logging.Handler):

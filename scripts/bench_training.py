@@ -31,7 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.path.join(REPO, "..", "shared"))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-from bench_common import pin_cores  # noqa: E402
+from bench_common import pin_cores, serve_timed_steps  # noqa: E402
 from bench_input_pipeline import cpu_model, repeated_coco  # noqa: E402
 
 
@@ -68,19 +68,8 @@ def rsn_tf_worker(args) -> int:
     print(json.dumps({"ready": True, "framework": "rsn_tf", "threads": args.threads, "cores": cpus,
                       "first_step_s": first, "tensorflow": tf.__version__, "keras": keras.__version__,
                       "params": int(sum(np.prod(v.shape) for v in rsn.trainable_variables))}), flush=True)
-    for line in sys.stdin:
-        cmd = line.split()
-        if not cmd or cmd[0] == "quit":
-            break
-        if cmd[0] == "profile":
-            print(json.dumps({"profile": profile_steps(trainer, images, targets, int(cmd[1]))}), flush=True)
-            continue
-        times = []
-        for _ in range(int(cmd[1])):
-            t0 = time.perf_counter()
-            trainer.train_on_batch(images, targets)
-            times.append(time.perf_counter() - t0)
-        print(json.dumps({"step_s": times}), flush=True)
+    serve_timed_steps(lambda: trainer.train_on_batch(images, targets),
+                      {"profile": lambda n: {"profile": profile_steps(trainer, images, targets, int(n))}})
     return 0
 
 

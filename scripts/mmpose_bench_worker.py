@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import pin_cores  # noqa: E402
+from bench_common import pin_cores, serve_timed_steps  # noqa: E402
 
 
 def _imports(tools: str, opencv_path: str | None):
@@ -111,16 +111,7 @@ def run_train(args) -> int:
         model.train_step(data, optim)
     print(json.dumps({"ready": True, "framework": "mmpose", "threads": torch.get_num_threads(), "cores": cpus,
                       "batch": args.batch, "torch": torch.__version__}), flush=True)
-    for line in sys.stdin:
-        cmd = line.split()
-        if not cmd or cmd[0] == "quit":
-            break
-        times = []
-        for _ in range(int(cmd[1])):
-            t0 = time.perf_counter()
-            model.train_step(data, optim)
-            times.append(time.perf_counter() - t0)
-        print(json.dumps({"step_s": times}), flush=True)
+    serve_timed_steps(lambda: model.train_step(data, optim))
     return 0
 
 

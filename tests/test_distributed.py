@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pytest
 
+from helpers.tiny import scalar_tags
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -136,16 +138,5 @@ def test_two_workers_survive_kill_9_mid_epoch(tmp_path):
     assert all(np.isfinite(r["val_loss"]) and r["learning_rate"] > 0 for r in rows)
     assert rows[0]["loss"] > rows[1]["loss"] > rows[2]["loss"]
     assert (wd / "checkpoints" / "best.keras").exists() and (wd / "loss_curve.png").exists()
-    assert {"train/epoch_loss", "validation/epoch_loss"} <= _scalar_tags(str(wd / "logs"))
+    assert {"train/epoch_loss", "validation/epoch_loss"} <= scalar_tags(str(wd / "logs"))
 
-
-def _scalar_tags(log_dir):
-    import glob
-
-    import tensorflow as tf
-
-    tags = set()
-    for f in glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*")):
-        for e in tf.compat.v1.train.summary_iterator(f):
-            tags.update(f"{os.path.basename(os.path.dirname(f))}/{v.tag}" for v in e.summary.value)
-    return tags

@@ -1,5 +1,4 @@
 """model.fit training on a fake dataset: artifacts, resume after an interruption, NaN stop."""
-import glob
 import math
 import os
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.tiny import tiny_experiment
+from helpers.tiny import scalar_tags, tiny_experiment
 from rsn_tf.training.callbacks import NaNStop, read_history
 from rsn_tf.training.config import resolve_experiment
 from rsn_tf.training.fake_data import fake_dataset
@@ -34,14 +33,6 @@ class _Count(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
-
-
-def _scalar_tags(log_dir):
-    tags = set()
-    for f in glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*")):
-        for e in tf.compat.v1.train.summary_iterator(f):
-            tags.update(f"{os.path.basename(os.path.dirname(f))}/{v.tag}" for v in e.summary.value)
-    return tags
 
 
 def test_fit_resume_and_artifacts(tmp_path):
@@ -71,7 +62,7 @@ def test_fit_resume_and_artifacts(tmp_path):
     assert final == os.path.join(wd, "model.keras")
     for name in ("loss_curve.png", "config.yaml", "checkpoints/last.keras", "checkpoints/best.keras"):
         assert os.path.getsize(os.path.join(wd, name)) > 0, name
-    assert {"train/epoch_loss", "validation/epoch_loss", "train/epoch_learning_rate"} <= _scalar_tags(os.path.join(wd, "logs"))
+    assert {"train/epoch_loss", "validation/epoch_loss", "train/epoch_learning_rate"} <= scalar_tags(os.path.join(wd, "logs"))
 
     model = keras.models.load_model(final)
     assert type(model).__name__ == "RSNModel" and len(model.outputs) == 4

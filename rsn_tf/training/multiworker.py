@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from rsn_tf.training import workdir as wd
-from rsn_tf.training.step import (TrainingDivergedError, check_batch_split, input_error,
+from rsn_tf.training.step import (TrainingDivergedError, check_batch_split, input_errors_as_one_line,
                                   make_distributed_evaluation, make_distributed_train_step)
 
 
@@ -99,13 +99,8 @@ def train_multi_worker(exp, workdir: str, datasets=None, strategy=None, extra_ca
     """
     # The strategy must exist before any other TF op (collective ops are configured at start-up).
     strategy = strategy or tf.distribute.MultiWorkerMirroredStrategy()
-    try:
+    with input_errors_as_one_line():
         return _train(strategy, exp, workdir, datasets, extra_callbacks)
-    except tf.errors.OpError as e:
-        err = input_error(e)
-        if err is None:
-            raise
-        raise err from None
 
 
 def _train(strategy, exp, workdir, datasets, extra_callbacks) -> str:

@@ -17,6 +17,7 @@ the tf.data pipeline, e.g. a corrupt JPEG, becomes one line naming the file).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import tensorflow as tf
@@ -126,3 +127,16 @@ def input_error(exc: BaseException) -> TrainingInputError | None:
     return TrainingInputError(f"the input pipeline failed: {reason}. Fix or remove that file (or its annotations), "
                               "or set data.skip_bad_images=true to skip such samples; rerunning the same command "
                               "resumes from the last saved state")
+
+
+@contextlib.contextmanager
+def input_errors_as_one_line():
+    """Run a training loop, turning a failure of the input pipeline on a sample (:func:`input_error`)
+    into its one-line :class:`TrainingInputError`; every other error keeps its traceback."""
+    try:
+        yield
+    except tf.errors.OpError as e:
+        err = input_error(e)
+        if err is None:
+            raise
+        raise err from None

@@ -18,8 +18,8 @@ from rsn_tf.losses import LossConfig, RSNLoss
 from rsn_tf.training import workdir as wd
 from rsn_tf.training.config import resolve_experiment
 from rsn_tf.training.distribute import choose_distribution, make_strategy
-from rsn_tf.training.step import (TrainingDivergedError, TrainingInputError, check_batch_split, input_error,
-                                  replica_eval_sums, replica_train_step)
+from rsn_tf.training.step import (TrainingDivergedError, TrainingInputError, check_batch_split,
+                                  input_errors_as_one_line, replica_eval_sums, replica_train_step)
 # kept importable from here (callers and the multi-worker module use the workdir/step homes)
 from rsn_tf.training.workdir import experiment_metadata, set_precision  # noqa: F401
 
@@ -98,13 +98,8 @@ def train_experiment(config, workdir: str, overrides: list[str] | None = None, *
         from rsn_tf.training.multiworker import train_multi_worker
 
         return train_multi_worker(exp, workdir, datasets=datasets, extra_callbacks=extra_callbacks)
-    try:
+    with input_errors_as_one_line():
         return _fit(exp, workdir, distribution, datasets, extra_callbacks)
-    except tf.errors.OpError as e:
-        err = input_error(e)
-        if err is None:
-            raise
-        raise err from None
 
 
 def _fit(exp, workdir, distribution, datasets, extra_callbacks) -> str:

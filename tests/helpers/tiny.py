@@ -13,3 +13,18 @@ def tiny_experiment(**train):
             "optimizer": {"lr": 1e-3}, "schedule": {"name": "constant"}, "verbose": 2}
     base.update(train)
     return {"name": "tiny", "model": TINY_MODEL, "train": base}
+
+
+def scalar_tags(log_dir: str) -> set[str]:
+    """``{"train/epoch_loss", "validation/epoch_loss", ...}``: every scalar tag in a run's TensorBoard
+    event files (``log_dir/<split>/events.out.tfevents.*``), prefixed with its split."""
+    import glob
+    import os
+
+    import tensorflow as tf
+
+    tags = set()
+    for f in glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*")):
+        for e in tf.compat.v1.train.summary_iterator(f):
+            tags.update(f"{os.path.basename(os.path.dirname(f))}/{v.tag}" for v in e.summary.value)
+    return tags
